@@ -1,0 +1,93 @@
+"""Safe, atomic checkpoint files.
+
+Model weights are safetensors files whose metadata holds the model's JSON config; training state
+(optimizer, schedule, step) is a ``torch.save`` file of plain tensors and containers, read back with
+``weights_only=True``. Every write goes to a temporary file first and is renamed into place, so a
+killed process leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+FORMAT = "ibinn/1"
+
+
+class CheckpointError(ValueError):
+    """A file is not a readable checkpoint of this project (corrupt, truncated or foreign)."""
+
+
+def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
+    """Call ``write(tmp_path)``, fsync, then rename ``tmp_path`` onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_weights(path: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
+    """Write ``tensors`` and a JSON-able ``config`` as one safetensors file."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta = {"format": FORMAT, "config": json.dumps(config)}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a file written by :func:`save_weights`: ``(tensors, config)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file at {path}")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint "
+                              f"(corrupt or truncated?): {err}") from err
+    if meta.get("format") != FORMAT or "config" not in meta:
+        raise CheckpointError(f"{path} is a safetensors file but not an ibinn model "
+                              f"(metadata format {meta.get('format')!r}, expected {FORMAT!r})")
+    try:
+        config = json.loads(meta["config"])
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: its config metadata is not valid JSON: {err}") from err
+    return tensors, config
+
+
+def save_state(path: str | Path, state: dict) -> Path:
+    """Write a training-state dict (tensors, numbers, strings, lists, dicts) atomically."""
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(path: str | Path) -> dict:
+    """Read a training state with ``weights_only=True`` (no code runs from the file)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f"{path} is not a readable training state: {err}") from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an ibinn training state")
+    return state

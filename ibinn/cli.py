@@ -1,0 +1,116 @@
+"""The ``ibinn`` command line.
+
+Examples::
+
+    ibinn train --dataset fashion-mnist --gamma 1 --preset small --epochs 5 --out runs/fm-g1
+    ibinn train --resume --out runs/fm-g1          # continue an interrupted run
+    ibinn info runs/fm-g1                          # config and test metrics of a model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import train as T
+from .losses import MODES
+from .model import PRESETS
+
+
+def _gamma(text: str) -> float:
+    value = float(text)  # accepts "inf"
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"gamma must be >= 0 or inf, got {text}")
+    return value
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train an IB-INN",
+                       description="Train an IB-INN (or a standard generative classifier).")
+    d = T.TrainConfig()
+    p.add_argument("--dataset", default=d.dataset,
+                   help="fashion-mnist, mnist, cifar10, cifar100, svhn, imagefolder:<dir>, "
+                        "demo:<family> (default %(default)s)")
+    p.add_argument("--root", help="folder of the torchvision data sets (default $IBINN_DATA)")
+    p.add_argument("--download", action="store_true", help="download the data set if missing")
+    p.add_argument("--mode", choices=MODES, default=d.mode,
+                   help="ib: the IB loss at --gamma; lx-only / ly-only: γ = 0 / ∞; class-nll(-reg):"
+                        " standard generative classifier (default %(default)s)")
+    p.add_argument("--gamma", type=_gamma, default=d.gamma, help="IB trade-off γ, 0..inf")
+    p.add_argument("--preset", choices=list(PRESETS), default=d.preset)
+    p.add_argument("--epochs", type=float, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3 Adam, 0.07 SGD)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--sigma", type=float, default=d.sigma, help="training noise std")
+    p.add_argument("--learn-class-weights", action="store_true",
+                   help="learn the class weights Φ from the L_X gradient (appendix B)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--amp", action="store_true", help="bf16 mixed precision on CUDA")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_train(args) -> int:
+    config = T.TrainConfig(
+        dataset=args.dataset, root=args.root, download=args.download, mode=args.mode,
+        gamma=args.gamma, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
+        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing, sigma=args.sigma,
+        learn_class_weights=args.learn_class_weights, seed=args.seed, device=args.device,
+        amp=args.amp, checkpoint_every=args.checkpoint_every, out=args.out)
+    result = T.train(config, resume=args.resume, progress=not args.quiet)
+    m = result.metrics
+    print(f"done: {m['steps']} steps in {m['train_seconds']:.0f} s on {m['device']}; "
+          f"test error {100 * m['test_error']:.2f}%, test bits/dim {m['test_bits_per_dim']:.3f} "
+          f"-> {result.out / T.WEIGHTS_FILE}")
+    return 0
+
+
+def _run_info(args) -> int:
+    from . import load
+
+    model = load(args.model, device="cpu")
+    print(model.describe())
+    folder = Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent
+    metrics = folder / T.METRICS_FILE
+    if metrics.exists():
+        print(json.dumps(json.loads(metrics.read_text()), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ibinn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    info = sub.add_parser("info", help="describe a saved model")
+    info.add_argument("model", help="a .safetensors file or a run folder")
+    args = parser.parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .data import DataError
+
+    try:
+        return {"train": _run_train, "info": _run_info}[args.command](args)
+    except (DataError, CheckpointError, FileExistsError, ValueError) as err:
+        print(f"ibinn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except T.TrainingDiverged as err:
+        print(f"ibinn {args.command}: training diverged: {err}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,22 @@
+import json
+
+from ibinn.cli import main
+
+
+def test_train_then_info(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "demo:fashion-mnist", "--preset", "tiny", "--epochs", "0.5",
+                 "--gamma", "inf", "--device", "cpu", "--quiet", "--out", str(out)])
+    assert code == 0
+    assert "test error" in capsys.readouterr().out
+    assert json.loads((out / "train_config.json").read_text())["gamma"] == "inf"
+    assert main(["info", str(out)]) == 0
+    assert "γ = ∞" in capsys.readouterr().out
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    assert main(["train", "--dataset", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown data set 'nope'" in capsys.readouterr().err
+    (tmp_path / "bad.safetensors").write_bytes(b"junk")
+    assert main(["info", str(tmp_path / "bad.safetensors")]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err

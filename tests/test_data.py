@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ibinn
+from ibinn import data as D
+
+
+def test_demo_subset_is_balanced_real_images(demo_fm):
+    assert demo_fm.images.shape == (2000, 1, 28, 28) and demo_fm.images.dtype == torch.uint8
+    assert torch.equal(demo_fm.labels.bincount(), torch.full((10,), 200))
+    assert demo_fm.classes[0] == "T-shirt/top"
+    assert demo_fm.images.float().std() > 50  # real pictures, not blank
+
+
+def test_unknown_and_missing_data_sets_say_what_to_do(tmp_path):
+    with pytest.raises(ibinn.DataError, match="unknown data set 'fashion_mnist'.*fashion-mnist"):
+        ibinn.load_dataset("fashion_mnist")
+    with pytest.raises(ibinn.DataError, match="download=True"):
+        ibinn.load_dataset("cifar10", root=tmp_path)
+    with pytest.raises(ibinn.DataError, match="does not exist"):
+        ibinn.load_dataset(f"imagefolder:{tmp_path / 'nope'}", split="all")
+    with pytest.raises(ibinn.DataError, match="no demo subset"):
+        ibinn.load_dataset("demo:imagenet")
+
+
+def test_imagefolder_reads_class_folders(tmp_path, demo_fm, monkeypatch):
+    monkeypatch.setenv("IBINN_DATA", str(tmp_path / "cache"))
+    for split in ("train", "test"):
+        for i in range(6):
+            label = int(demo_fm.labels[i])
+            folder = tmp_path / "imgs" / split / f"{label:02d}-{demo_fm.classes[label][:4]}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(demo_fm.images[i, 0].numpy()).save(folder / f"{i}.png")
+    data = ibinn.load_dataset(f"imagefolder:{tmp_path / 'imgs'}", split="test")
+    assert data.images.shape == (6, 1, 28, 28)
+    assert sorted(set(data.classes)) == data.classes
+    # same pixels as the originals (PNG is lossless), read again from the cache
+    again = ibinn.load_dataset(f"imagefolder:{tmp_path / 'imgs'}", split="test")
+    assert torch.equal(data.images, again.images)
+    assert sorted(data.images.flatten().tolist()) == sorted(demo_fm.images[:6].flatten().tolist())
+
+
+def test_preprocessing(demo_fm):
+    norm = D.Normalization(*D.channel_stats(demo_fm.images))
+    x = D.to_unit(demo_fm.images[:32])
+    assert torch.allclose(norm.denormalize(norm.normalize(x)), x, atol=1e-6)
+    noisy = D.dequantize(x, sigma=0.0, generator=torch.Generator().manual_seed(0))
+    assert (noisy - x).abs().max() <= 1 / 512 + 1e-7  # centred uniform dequantisation
+    y = D.smooth_labels(torch.tensor([0, 3]), 10, 0.05)
+    assert torch.allclose(y.sum(1), torch.ones(2)) and abs(float(y[0, 0]) - 0.955) < 1e-6
+    flipped = D.random_flip_crop(x[:4].repeat(1, 3, 1, 1), 4, torch.Generator().manual_seed(0))
+    assert flipped.shape == (4, 3, 28, 28)
+
+
+@pytest.mark.full_data
+def test_full_fashion_mnist(fashion_mnist_root):
+    train = ibinn.load_dataset("fashion-mnist", "train", root=fashion_mnist_root)
+    test = ibinn.load_dataset("fashion-mnist", "test", root=fashion_mnist_root)
+    assert len(train) == 60_000 and len(test) == 10_000
+    assert train.image_shape == (1, 28, 28)
+    demo = ibinn.load_dataset("demo:fashion-mnist")
+    # every demo image is a real test image
+    test_set = {bytes(img) for img in test.images.numpy()}
+    assert all(bytes(img) in test_set for img in demo.images.numpy()[:200])
+    assert np.isclose(D.channel_stats(train.images)[0][0], 0.286, atol=0.001)

@@ -1,0 +1,88 @@
+import math
+
+import pytest
+import torch
+
+from ibinn import losses
+
+
+def _setup():
+    mu = torch.tensor([[0.0, 0.0, 0.0], [3.0, 0.0, 0.0]])
+    z = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    log_w = torch.log(torch.tensor([0.25, 0.75]))
+    log_det = torch.tensor([0.5, -1.0])
+    return z, mu, log_w, log_det
+
+
+def test_nll_x_matches_closed_form():
+    z, mu, log_w, log_det = _setup()
+    # by hand: q(z) = Σ_y w_y exp(-|z-μ_y|²/2); z0: d² = 1, 4; z1: d² = 4, 13
+    q0 = 0.25 * math.exp(-0.5) + 0.75 * math.exp(-2.0)
+    q1 = 0.25 * math.exp(-2.0) + 0.75 * math.exp(-6.5)
+    expected = torch.tensor([-math.log(q0) - 0.5, -math.log(q1) + 1.0])
+    assert torch.allclose(losses.nll_x(z, log_det, mu, log_w), expected, atol=1e-5)
+
+
+def test_log_posterior_y_matches_closed_form():
+    z, mu, log_w, _ = _setup()
+    y = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    p0 = 0.25 * math.exp(-0.5) / (0.25 * math.exp(-0.5) + 0.75 * math.exp(-2.0))
+    p1 = 0.75 * math.exp(-6.5) / (0.25 * math.exp(-2.0) + 0.75 * math.exp(-6.5))
+    expected = torch.tensor([math.log(p0) - math.log(0.25), math.log(p1) - math.log(0.75)])
+    assert torch.allclose(losses.log_posterior_y(z, y, mu, log_w), expected, atol=1e-5)
+
+
+def test_beta_one_is_class_nll():
+    """Section 3.3: at β = 1 (γ = 1/D) L_X − L_Y is the class-NLL, up to the rebalancing factor."""
+    torch.manual_seed(0)
+    n, d, k = 16, 12, 4
+    z, mu, log_det = torch.randn(n, d) * 2, torch.randn(k, d), torch.randn(n)
+    log_w = torch.log_softmax(torch.randn(k), 0)
+    y = torch.nn.functional.one_hot(torch.randint(0, k, (n,)), k).float()
+    gamma = 1.0 / d
+    ib = losses.ib_loss(z, log_det, mu, log_w, y, gamma)
+    # class-NLL with the class prior: ‖z − μ_y‖²/2 − log|det J| (w_y cancels in L_X − L_Y)
+    expected = 2 / (1 + gamma) / d * losses.class_nll(z, log_det, mu, y).mean()
+    assert torch.allclose(ib, expected, atol=1e-5)
+
+
+def test_limits_ignore_the_other_term():
+    torch.manual_seed(1)
+    z, mu, log_det = torch.randn(8, 5), torch.randn(3, 5), torch.randn(8)
+    log_w = torch.log(torch.full((3,), 1 / 3))
+    y1 = torch.nn.functional.one_hot(torch.randint(0, 3, (8,)), 3).float()
+    y2 = torch.roll(y1, 1, dims=1)
+    def loss(y, gamma, shift=0.0, mode="ib"):
+        return losses.ib_loss(z, log_det + shift, mu, log_w, y, gamma, mode)
+
+    # γ = 0: labels play no part, the Jacobian does
+    assert loss(y1, 0.0) == loss(y2, 0.0)
+    assert loss(y1, 0.0) != loss(y1, 0.0, shift=1.0)
+    # γ = ∞: the Jacobian (the L_X term) plays no part, labels do
+    assert loss(y1, math.inf) == loss(y1, math.inf, shift=5.0)
+    assert loss(y1, math.inf) != loss(y2, math.inf)
+    # the named modes agree with the limits
+    assert loss(y1, 7.0, mode="lx-only") == loss(y1, 0.0)
+    assert loss(y1, 7.0, mode="ly-only") == loss(y1, math.inf)
+
+
+def test_finite_at_extreme_inputs():
+    mu = torch.randn(10, 64)
+    z = torch.full((4, 64), 1e4, requires_grad=True)
+    log_w = torch.log_softmax(torch.zeros(10), 0)
+    y = torch.full((4, 10), 0.1)
+    for gamma in (0.0, 0.1, 1.0, 1e6, math.inf):
+        loss = losses.ib_loss(z, torch.zeros(4), mu, log_w, y, gamma)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
+        z.grad = None
+    assert torch.isfinite(losses.log_posterior(z.detach(), mu, log_w)).all()
+
+
+def test_bad_gamma_and_mode():
+    z, mu, log_w, log_det = _setup()
+    y = torch.eye(2)
+    with pytest.raises(ValueError, match="gamma"):
+        losses.ib_loss(z, log_det, mu, log_w, y, -1.0)
+    with pytest.raises(ValueError, match="unknown loss mode"):
+        losses.ib_loss(z, log_det, mu, log_w, y, 1.0, "nope")
