@@ -4,6 +4,8 @@ Examples::
 
     ibinn train --dataset fashion-mnist --gamma 1 --preset small --epochs 5 --out runs/fm-g1
     ibinn train --resume --out runs/fm-g1          # continue an interrupted run
+    ibinn evaluate runs/fm-g1 --data demo:fashion-mnist   # Table 1 metrics
+    ibinn sweep --dataset fashion-mnist --gammas 0,0.1,1,10,inf --out runs/sweep-fm
     ibinn info runs/fm-g1                          # config and test metrics of a model
 """
 
@@ -75,6 +77,76 @@ def _run_train(args) -> int:
     return 0
 
 
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="all Table 1 metrics of a model",
+                       description="Classification error, bits/dim, calibration (ECE/MCE/ICE), OoD "
+                                   "entropy increase and OoD detection AUC on the test set and OoD sets.")
+    p.add_argument("model", help="a .safetensors file, a run folder or a zoo name")
+    p.add_argument("--data", help="test data (default: the model's data set, test split; "
+                                  "e.g. demo:fashion-mnist for the shipped subset)")
+    p.add_argument("--root", help="folder of the torchvision data sets")
+    p.add_argument("--ood", nargs="*", help="OoD sets (default: the paper's, or grey counterparts):"
+                                            " rgb-rotation[:α/π], noise[:amp], inverted, drawings, "
+                                            "quickdraw:<path>, cifar10-grey, imagefolder:<dir>, a data set")
+    p.add_argument("--limit", type=int, help="use at most this many test images")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="folder for evaluation.json / .md (default: next to the model)")
+
+
+def _run_evaluate(args) -> int:
+    from . import load
+    from .data import load_dataset
+    from .evaluate import dataset_note, evaluate, markdown_table, write_report
+
+    model = load(args.model, device=args.device)
+    data_name = args.data or model.config.dataset
+    test = load_dataset(data_name, "test", root=args.root)
+    report = evaluate(model, test, args.ood, root=args.root, limit=args.limit)
+    path = Path(args.model)
+    out = Path(args.out) if args.out else (path if path.is_dir() else path.parent)
+    label = path.name if path.is_dir() else path.stem
+    json_path, _ = write_report(report, out, label)
+    print(markdown_table({label: report}, dataset_note(data_name)))
+    for spec, why in report["skipped"].items():
+        print(f"skipped OoD set {spec}: {why}")
+    print(f"written: {json_path} and evaluation.md")
+    return 0
+
+
+def _add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="train and evaluate one model per γ (paper Fig. 6)")
+    d = T.TrainConfig()
+    p.add_argument("--dataset", default=d.dataset)
+    p.add_argument("--root")
+    p.add_argument("--download", action="store_true")
+    p.add_argument("--gammas", default="0,0.1,1,10,inf", help="comma-separated γ values")
+    p.add_argument("--modes", default="class-nll",
+                   help="extra loss modes, comma-separated (class-nll, class-nll-reg), or ''")
+    p.add_argument("--preset", choices=list(PRESETS), default=d.preset)
+    p.add_argument("--epochs", type=float, default=d.epochs)
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--ood", nargs="*")
+    p.add_argument("--out", required=True)
+    p.add_argument("--quiet", action="store_true")
+
+
+def _run_sweep(args) -> int:
+    from .evaluate import dataset_note, markdown_table
+    from .sweep import sweep
+
+    gammas = [_gamma(g) for g in args.gammas.split(",") if g.strip()]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    base = T.TrainConfig(dataset=args.dataset, root=args.root, download=args.download,
+                         preset=args.preset, epochs=args.epochs, optimizer=args.optimizer,
+                         seed=args.seed, device=args.device, out=args.out)
+    rows = sweep(base, gammas, modes, args.out, args.ood, progress=not args.quiet)
+    print(markdown_table({r["name"]: r["report"] for r in rows}, dataset_note(args.dataset)))
+    print(f"written: {args.out}/sweep.md, sweep.json, sweep.html, sweep.png")
+    return 0
+
+
 def _run_info(args) -> int:
     from . import load
 
@@ -92,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    _add_evaluate(sub)
+    _add_sweep(sub)
     info = sub.add_parser("info", help="describe a saved model")
     info.add_argument("model", help="a .safetensors file or a run folder")
     args = parser.parse_args(argv)
@@ -99,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
 
     try:
-        return {"train": _run_train, "info": _run_info}[args.command](args)
+        commands = {"train": _run_train, "evaluate": _run_evaluate, "sweep": _run_sweep,
+                    "info": _run_info}
+        return commands[args.command](args)
     except (DataError, CheckpointError, FileExistsError, ValueError) as err:
         print(f"ibinn {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -45,6 +45,15 @@ CONFIG_FILE = "train_config.json"
 METRICS_FILE = "metrics.json"
 
 
+#: Data sets trained with random horizontal flips and crops by default (not digits: a flipped
+#: digit is another symbol). ``imagefolder:`` data gets them when it is RGB.
+AUGMENTED = {"fashion-mnist", "cifar10", "cifar100"}
+
+
+def default_augment(dataset: str, channels: int) -> bool:
+    return dataset in AUGMENTED or (dataset.startswith("imagefolder:") and channels == 3)
+
+
 class TrainingDiverged(RuntimeError):
     """The loss or the gradients were NaN/inf for too many steps in a row."""
 
@@ -68,7 +77,7 @@ class TrainConfig:
     grad_clip: float = 8.0
     label_smoothing: float = 0.05
     sigma: float = 1e-3
-    augment: bool | None = None  # default: flips and crops for RGB data, none for grey
+    augment: bool | None = None  # default: see AUGMENTED
     learn_class_weights: bool = False
     val_size: int = 1000
     seed: int = 0
@@ -158,11 +167,11 @@ def _make_model(config: TrainConfig, train_data: D.ImageData) -> IBINN:
 
 
 def prepare_batch(images: torch.Tensor, labels: torch.Tensor, model: IBINN, config: TrainConfig,
-                  generator: torch.Generator, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                  generator: torch.Generator, crop_pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 batch → normalised, dequantised, noisy inputs and smoothed labels on the model's device."""
     x = D.to_unit(images)
-    if augment:
-        x = D.random_flip_crop(x, pad=4, generator=generator)
+    if crop_pad:
+        x = D.random_flip_crop(x, pad=crop_pad, generator=generator)
     x = D.dequantize(x, config.sigma, generator)
     x = model.normalization.normalize(x).to(model.device, non_blocking=True)
     y = D.smooth_labels(labels, model.config.n_classes, config.label_smoothing).to(model.device)
@@ -207,7 +216,9 @@ def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
     full = D.load_dataset(config.dataset, "train", config.root, config.download)
     train_data, val_data = D.split_train_val(full, min(config.val_size, len(full) // 10), config.seed)
     test_data = D.load_dataset(config.dataset, "test", config.root, config.download)
-    augment = config.augment if config.augment is not None else train_data.image_shape[0] == 3
+    augment = (config.augment if config.augment is not None
+               else default_augment(config.dataset, train_data.image_shape[0]))
+    crop_pad = max(2, train_data.image_shape[-1] // 8)
 
     model = _make_model(config, train_data).to(device)
     optimizer = _optimizer(model, config)
@@ -255,7 +266,7 @@ def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
             order_epoch = epoch
         idx = order[within * config.batch_size:(within + 1) * config.batch_size]
         x, y = prepare_batch(train_data.images[idx], train_data.labels[idx], model, config,
-                             _seeded(config.seed, 1 << 20, step), augment)
+                             _seeded(config.seed, 1 << 20, step), crop_pad if augment else 0)
 
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             z, log_det = model(x)

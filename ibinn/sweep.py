@@ -1,0 +1,133 @@
+"""The γ sweep: train (or reuse) one model per γ and mode, evaluate each, and plot metric vs γ.
+
+Run folders are ``<out>/gamma-<γ>`` and ``<out>/<mode>``; a folder that already holds a finished
+model with the same settings is reused, an interrupted one is resumed. Outputs: ``sweep.json``,
+``sweep.md`` (Table 1 columns), ``sweep.html`` (interactive plotly curves, paper Fig. 6) and
+``sweep.png``.
+
+Example:
+    ibinn sweep --dataset fashion-mnist --gammas 0,0.1,1,10,inf --modes class-nll --epochs 8
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from .checkpoint import atomic_write
+from .data import load_dataset
+from .evaluate import _jsonable, dataset_note, evaluate, markdown_table, write_report
+from .model import IBINN
+from .train import METRICS_FILE, WEIGHTS_FILE, TrainConfig, train
+
+#: (key in the evaluation report, label, better) for the curves.
+CURVES = [
+    (("test", "error"), "Classification error %", "lower"),
+    (("test", "bits_per_dim"), "Bits/dim", "lower"),
+    (("test", "calibration_geo_mean"), "Calibration error, geo. mean %", "lower"),
+    (("test", "ece"), "ECE %", "lower"),
+    (("ood_average", "entropy_increase"), "OoD entropy increase (nats)", "higher"),
+    (("ood_average", "auc_typicality"), "OoD detection AUC %", "higher"),
+]
+
+
+def run_name(mode: str, gamma: float) -> str:
+    """``gamma-1``, ``gamma-0.1``, ``gamma-inf`` for the IB loss; the mode's name otherwise."""
+    if mode != "ib":
+        return mode
+    return "gamma-inf" if math.isinf(gamma) else f"gamma-{gamma:g}"
+
+
+def plot_position(mode: str, gamma: float, dim: int, finite: list[float]) -> float:
+    """Where a run sits on the log γ axis: γ = 0 one decade left of the smallest finite γ,
+    γ = ∞ one decade right of the largest, class-NLL at β = 1, i.e. γ = 1/dim (section 3.3)."""
+    if mode.startswith("class-nll"):
+        return 1.0 / dim
+    lo, hi = (min(finite), max(finite)) if finite else (0.1, 10.0)
+    if mode == "lx-only" or gamma == 0:
+        return lo / 10
+    if mode == "ly-only" or math.isinf(gamma):
+        return hi * 10
+    return gamma
+
+
+def gamma_curves(rows: list[dict]):
+    """Plotly figure: one panel per metric, metric vs γ (log axis). ``rows``: ``sweep.json`` rows."""
+    from plotly.subplots import make_subplots
+
+    finite = [r["gamma"] for r in rows if r["mode"] == "ib" and 0 < r["gamma"] < math.inf]
+    fig = make_subplots(rows=2, cols=3, subplot_titles=[f"{label} ({better} is better)"
+                                                        for _, label, better in CURVES])
+    for i, ((section, key), label, _) in enumerate(CURVES):
+        pts = sorted((plot_position(r["mode"], r["gamma"], r["dim"], finite),
+                      r["report"][section][key], r["name"]) for r in rows
+                     if r["report"][section].get(key) is not None)
+        if not pts:
+            continue
+        x, y, names = zip(*pts, strict=True)
+        fig.add_scatter(x=x, y=y, text=names, mode="lines+markers+text", textposition="top center",
+                        name=label, row=i // 3 + 1, col=i % 3 + 1, showlegend=False,
+                        hovertemplate="%{text}<br>" + label + ": %{y:.3f}<extra></extra>")
+        fig.update_xaxes(type="log", title_text="γ (0 and ∞ at the ends)", row=i // 3 + 1,
+                         col=i % 3 + 1)
+    fig.update_layout(height=700, title="IB-INN: metrics vs γ", margin=dict(t=80))
+    return fig
+
+
+def _png(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    finite = [r["gamma"] for r in rows if r["mode"] == "ib" and 0 < r["gamma"] < math.inf]
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
+    for ax, ((section, key), label, better) in zip(axes.flat, CURVES, strict=True):
+        pts = sorted((plot_position(r["mode"], r["gamma"], r["dim"], finite),
+                      r["report"][section][key], r["name"]) for r in rows
+                     if r["report"][section].get(key) is not None)
+        if pts:
+            x, y, names = zip(*pts, strict=True)
+            ax.plot(x, y, "o-")
+            for xi, yi, n in pts:
+                ax.annotate(n, (xi, yi), fontsize=7, textcoords="offset points", xytext=(0, 4))
+        ax.set_xscale("log")
+        ax.set_title(f"{label} ({better} better)", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.suptitle("IB-INN: metrics vs γ (γ = 0 and ∞ drawn at the ends, class-NLL at γ = 1/dim)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
+def sweep(base: TrainConfig, gammas: list[float], modes: list[str], out: str | Path,
+          ood_sets: list[str] | None = None, progress: bool = True) -> list[dict]:
+    """Train or reuse one model per γ (IB loss) and per extra mode, evaluate, write the reports."""
+    out = Path(out)
+    runs = [("ib", g) for g in gammas] + [(m, 1.0) for m in modes]
+    test = load_dataset(base.dataset, "test", base.root, base.download)
+    rows = []
+    for mode, gamma in runs:
+        name = run_name(mode, gamma)
+        config = dataclasses.replace(base, mode=mode, gamma=gamma, out=str(out / name))
+        folder = Path(config.out)
+        if not (folder / WEIGHTS_FILE).exists() or not (folder / METRICS_FILE).exists():
+            train(config, resume=True, progress=progress)
+        model = IBINN.from_file(folder / WEIGHTS_FILE)
+        report = evaluate(model, test, ood_sets, root=base.root, progress=progress)
+        write_report(report, folder, name)
+        train_metrics = json.loads((folder / METRICS_FILE).read_text())
+        rows.append({"name": name, "mode": mode, "gamma": gamma, "dim": model.config.dim,
+                     "train": train_metrics, "report": report})
+    note = dataset_note(base.dataset)
+    table = markdown_table({r["name"]: r["report"] for r in rows}, note)
+    atomic_write(out / "sweep.md", lambda tmp: Path(tmp).write_text(table))
+    saved = [r | {"gamma": "inf" if math.isinf(r["gamma"]) else r["gamma"]} for r in rows]
+    atomic_write(out / "sweep.json", lambda tmp: Path(tmp).write_text(
+        json.dumps(_jsonable(saved), indent=2)))
+    fig = gamma_curves(rows)
+    atomic_write(out / "sweep.html", lambda tmp: fig.write_html(tmp, include_plotlyjs=True))
+    atomic_write(out / "sweep.png", lambda tmp: _png(rows, Path(tmp)))
+    return rows
