@@ -15,28 +15,42 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError
+from . import zoo
+from .baselines import BASELINES, MODEL_TYPES, Baseline, NoLikelihoodError
+from .checkpoint import CheckpointError, load_weights
 from .data import DataError, ImageData, Normalization, load_dataset
 from .device import resolve_device
 from .model import IBINN, PRESETS, Inference, ModelConfig
 from .train import TrainConfig, TrainingDiverged
 
 __all__ = [
-    "IBINN", "PRESETS", "CheckpointError", "DataError", "ImageData", "Inference", "ModelConfig",
-    "Normalization", "TrainConfig", "TrainingDiverged", "load", "load_dataset", "resolve_device",
+    "BASELINES", "IBINN", "PRESETS", "Baseline", "CheckpointError", "DataError", "ImageData",
+    "Inference", "ModelConfig", "NoLikelihoodError", "Normalization", "TrainConfig",
+    "TrainingDiverged", "load", "load_dataset", "resolve_device", "zoo",
 ]
 
 WEIGHTS_FILE = "model.safetensors"
 
 
-def load(path: str | Path, device: str | torch.device | None = "auto") -> IBINN:
-    """Load a model from a ``.safetensors`` file or a run folder (``<dir>/model.safetensors``).
+def load(path: str | Path, device: str | torch.device | None = "auto") -> IBINN | Baseline:
+    """Load a model from a ``.safetensors`` file, a run folder (``<dir>/model.safetensors``) or
+    a pretrained model's name such as ``"fashion-mnist/gamma-1"`` (see :mod:`ibinn.zoo`).
 
-    The model comes back in eval mode on ``device`` (``"auto"``: CUDA when present).
+    The model comes back in eval mode on ``device`` (``"auto"``: CUDA when present), as an
+    :class:`IBINN` or, for a checkpoint whose config says ``model_type`` ``"resnet"``, ``"irevnet"``
+    or ``"vib"``, as that baseline of :mod:`ibinn.baselines`.
     """
+    from . import zoo
+
+    if not Path(path).exists() and zoo.is_zoo_name(str(path)):
+        return zoo.load(str(path), device=device)
     path = Path(path)
     if path.is_dir():
         path = path / WEIGHTS_FILE
     if not path.exists():
         raise CheckpointError(f"no model at {path}")
-    return IBINN.from_file(path, device=resolve_device(device))
+    model_type = load_weights(path)[1].get("model_type", "ibinn")  # the config picks the class
+    if model_type not in MODEL_TYPES:
+        raise CheckpointError(f"{path} holds a model of unknown type {model_type!r}; known: "
+                              f"{', '.join(MODEL_TYPES)}")
+    return MODEL_TYPES[model_type].from_file(path, device=resolve_device(device))

@@ -6,6 +6,7 @@ Examples::
     ibinn train --resume --out runs/fm-g1          # continue an interrupted run
     ibinn evaluate runs/fm-g1 --data demo:fashion-mnist   # Table 1 metrics
     ibinn sweep --dataset fashion-mnist --gammas 0,0.1,1,10,inf --out runs/sweep-fm
+    ibinn zoo                                      # the pretrained models and their metrics
     ibinn info runs/fm-g1                          # config and test metrics of a model
 """
 
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 from . import train as T
+from .baselines import MODEL_TYPES
 from .losses import MODES
 from .model import PRESETS
 
@@ -29,9 +31,14 @@ def _gamma(text: str) -> float:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train an IB-INN",
-                       description="Train an IB-INN (or a standard generative classifier).")
+    p = sub.add_parser("train", help="train an IB-INN or a baseline",
+                       description="Train an IB-INN (or a standard generative classifier), or one "
+                                   "of the paper's discriminative baselines under the same harness.")
     d = T.TrainConfig()
+    p.add_argument("--model", choices=list(MODEL_TYPES), default=d.model,
+                   help="ibinn, or a baseline: resnet (feed-forward), irevnet (the IB-INN's "
+                        "invertible network as a softmax classifier), vib (variational information "
+                        "bottleneck at --gamma) (default %(default)s)")
     p.add_argument("--dataset", default=d.dataset,
                    help="fashion-mnist, mnist, cifar10, cifar100, svhn, imagefolder:<dir>, "
                         "demo:<family> (default %(default)s)")
@@ -40,7 +47,8 @@ def _add_train(sub) -> None:
     p.add_argument("--mode", choices=MODES, default=d.mode,
                    help="ib: the IB loss at --gamma; lx-only / ly-only: γ = 0 / ∞; class-nll(-reg):"
                         " standard generative classifier (default %(default)s)")
-    p.add_argument("--gamma", type=_gamma, default=d.gamma, help="IB trade-off γ, 0..inf")
+    p.add_argument("--gamma", type=_gamma, default=d.gamma,
+                   help="IB trade-off γ, 0..inf (the VIB: its β = 1/(γ·dim X))")
     p.add_argument("--preset", choices=list(PRESETS), default=d.preset)
     p.add_argument("--epochs", type=float, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -63,7 +71,7 @@ def _add_train(sub) -> None:
 
 def _run_train(args) -> int:
     config = T.TrainConfig(
-        dataset=args.dataset, root=args.root, download=args.download, mode=args.mode,
+        dataset=args.dataset, model=args.model, root=args.root, download=args.download, mode=args.mode,
         gamma=args.gamma, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, sigma=args.sigma,
@@ -72,8 +80,9 @@ def _run_train(args) -> int:
     result = T.train(config, resume=args.resume, progress=not args.quiet)
     m = result.metrics
     print(f"done: {m['steps']} steps in {m['train_seconds']:.0f} s on {m['device']}; "
-          f"test error {100 * m['test_error']:.2f}%, test bits/dim {m['test_bits_per_dim']:.3f} "
-          f"-> {result.out / T.WEIGHTS_FILE}")
+          f"test error {100 * m['test_error']:.2f}%"
+          + (f", test bits/dim {m['test_bits_per_dim']:.3f}" if "test_bits_per_dim" in m else "")
+          + f" -> {result.out / T.WEIGHTS_FILE}")
     return 0
 
 
@@ -147,6 +156,56 @@ def _run_sweep(args) -> int:
     return 0
 
 
+def _add_zoo(sub) -> None:
+    p = sub.add_parser("zoo", help="the pretrained models: list, add, rebuild")
+    zsub = p.add_subparsers(dest="zoo_command")
+    add = zsub.add_parser("add", help="package a finished run as a pretrained model")
+    add.add_argument("run", help="run folder (with model.safetensors and metrics.json)")
+    add.add_argument("--name", required=True, help="<family>/<model>, e.g. fashion-mnist/gamma-1")
+    add.add_argument("--command", required=True, dest="train_command",
+                     help="the `ibinn train ...` command that made it")
+    add.add_argument("--data", help="test data for the card (default: the model's data set)")
+    add.add_argument("--root", help="folder of the torchvision data sets")
+    add.add_argument("--notes", default="")
+    rebuild = zsub.add_parser("rebuild", help="retrain and re-evaluate from the cards' commands")
+    rebuild.add_argument("--dataset", help="only this family (fashion-mnist, cifar10)")
+    rebuild.add_argument("--root", help="data folder to use in place of the commands' --root")
+    zsub.add_parser("manifest", help="rewrite pretrained/manifest.json from the files")
+
+
+def _run_zoo(args) -> int:
+    from . import zoo
+
+    if args.zoo_command == "add":
+        card = zoo.add(args.run, args.name, args.train_command, test_data=args.data,
+                       root_data=args.root, notes=args.notes)
+        print(f"added {card.name}: test error {card.metrics['test']['error']:.2f}%")
+        return 0
+    if args.zoo_command == "rebuild":
+        cards = zoo.rebuild(args.dataset, args.root)
+        print(f"rebuilt {len(cards)} models")
+        return 0
+    if args.zoo_command == "manifest":
+        print(f"written {zoo.write_manifest()}")
+        return 0
+    cards = zoo.list_models()
+    if not cards:
+        print("no pretrained models found in", zoo.PRETRAINED_DIR)
+        return 0
+    print(f"{'name':28} {'data':16} {'model':12} {'err %':>6} {'bits/dim':>8} {'ECE %':>6} "
+          f"{'OoD AUC %':>9}  compute")
+    for c in cards:
+        t, avg = c.metrics.get("test", {}), c.metrics.get("ood_average", {})
+
+        def fmt(v, d=2):
+            return "–" if v is None else f"{v:.{d}f}"
+        print(f"{c.name:28} {c.dataset_label:16} {c.label:12} {fmt(t.get('error')):>6} "
+              f"{fmt(t.get('bits_per_dim'), 3):>8} {fmt(t.get('ece')):>6} "
+              f"{fmt(avg.get('auc_typicality')):>9}  {c.epochs:g} epochs, {c.device}, "
+              f"{c.train_seconds / 60:.0f} min")
+    return 0
+
+
 def _run_info(args) -> int:
     from . import load
 
@@ -166,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_train(sub)
     _add_evaluate(sub)
     _add_sweep(sub)
+    _add_zoo(sub)
     info = sub.add_parser("info", help="describe a saved model")
     info.add_argument("model", help="a .safetensors file or a run folder")
     args = parser.parse_args(argv)
@@ -174,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"train": _run_train, "evaluate": _run_evaluate, "sweep": _run_sweep,
-                    "info": _run_info}
+                    "zoo": _run_zoo, "info": _run_info}
         return commands[args.command](args)
     except (DataError, CheckpointError, FileExistsError, ValueError) as err:
         print(f"ibinn {args.command}: error: {err}", file=sys.stderr)

@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import atomic_write
+
 #: Folder with the pretrained models and their demo subsets, shipped with the repository.
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 
@@ -161,11 +163,14 @@ def _mnist_root(root: Path, folder: str) -> Path:
     for gz in originals:
         target = raw / gz.name[:-3]
         if not target.exists():
-            tmp = target.with_suffix(".tmp")
-            with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            tmp.replace(target)
+            # a unique temporary name: several jobs may unpack the same files at once
+            atomic_write(target, lambda tmp, gz=gz: _gunzip(gz, tmp))
     return unpacked
+
+
+def _gunzip(source: Path, target: str) -> None:
+    with gzip.open(source, "rb") as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def _load_imagefolder(folder: Path, split: str, name: str) -> ImageData:
@@ -205,10 +210,8 @@ def _read_imagefolder(folder: Path, name: str) -> ImageData:
                         f"resize them to one size first")
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     labels = torch.tensor(ds.targets, dtype=torch.long)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    torch.save({"images": images, "labels": labels, "classes": ds.classes}, tmp)
-    tmp.replace(cache)
+    atomic_write(cache, lambda tmp: torch.save(
+        {"images": images, "labels": labels, "classes": ds.classes}, tmp))
     return ImageData(images, labels, list(ds.classes), name)
 
 

@@ -6,7 +6,9 @@ entropies in nats; overconfidence as v1 of the paper defines it (a ratio, 1 = as
 
 The OoD detection score is the ROC-AUC of the typicality test at batch size 1, its reference
 being the mean NLL of the in-distribution test set (``auc_typicality``), and of the plain
-one-sided NLL (``auc_nll``). Models without a likelihood leave bits/dim and both AUCs empty.
+one-sided NLL (``auc_nll``). Models without a likelihood (the baselines of :mod:`ibinn.baselines`)
+leave bits/dim and both AUCs empty; the VIB adds the ROC-AUC of its info loss, KL(q(z|x) ‖ N(0, I)),
+as its own OoD score (``auc_info_loss``).
 
 Example:
     >>> import ibinn
@@ -53,6 +55,7 @@ def evaluate(model, test: ImageData, ood_sets: list[str] | None = None, root: st
     proba, labels = res.proba.numpy(), test.labels.numpy()
     likelihood = _has_likelihood(model)
     nll_in = -res.log_likelihood.numpy() if likelihood else None
+    info_in = getattr(res, "info_loss", None)  # the VIB's OoD score
     cal = M.calibration(proba, labels)
     report = {
         "n": len(test),
@@ -89,12 +92,17 @@ def evaluate(model, test: ImageData, ood_sets: list[str] | None = None, root: st
                                                         M.typicality_score(nll_out, reference))
             row["auc_nll"] = PERCENT * M.roc_auc(nll_in, nll_out)
             row["bits_per_dim"] = float(out.bits_per_dim.mean())
+        if info_in is not None:
+            row["auc_info_loss"] = PERCENT * M.roc_auc(info_in.numpy(), out.info_loss.numpy())
         report["ood"][spec] = row
         bar.update(1)
     bar.close()
     report["ood_average"] = {
         key: _mean([row[key] for row in report["ood"].values()])
         for key in ("entropy_increase", "auc_typicality", "auc_nll")}
+    if info_in is not None:
+        report["ood_average"]["auc_info_loss"] = _mean(
+            [row["auc_info_loss"] for row in report["ood"].values()])
     return report
 
 
@@ -110,11 +118,14 @@ def _fmt(value, digits: int = 2) -> str:
 
 
 def markdown_table(rows: dict[str, dict], note: str = "") -> str:
-    """Table 1's columns for several evaluated models (``{label: evaluate(...)}``)."""
+    """Table 1's columns for several evaluated models (``{label: evaluate(...)}``), plus the VIB's
+    info-loss AUC columns when a row has them."""
     sets = sorted({s for r in rows.values() for s in r["ood"]})
+    info = any("auc_info_loss" in r["ood_average"] for r in rows.values())
     head = (["Model", "Err. %", "Bits/dim", "Cal. geo-mean %", "ECE %", "MCE %", "ICE %",
              "Ent. incr. avg"] + [f"Ent. {s}" for s in sets]
-            + ["OoD AUC avg"] + [f"AUC {s}" for s in sets] + ["NLL-AUC avg"])
+            + ["OoD AUC avg"] + [f"AUC {s}" for s in sets] + ["NLL-AUC avg"]
+            + (["Info-AUC avg"] + [f"Info-AUC {s}" for s in sets] if info else []))
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, r in rows.items():
         t, o = r["test"], r["ood"]
@@ -125,6 +136,9 @@ def markdown_table(rows: dict[str, dict], note: str = "") -> str:
                  + [_fmt(r["ood_average"]["auc_typicality"])]
                  + [_fmt(o.get(s, {}).get("auc_typicality")) for s in sets]
                  + [_fmt(r["ood_average"]["auc_nll"])])
+        if info:
+            cells += ([_fmt(r["ood_average"].get("auc_info_loss"))]
+                      + [_fmt(o.get(s, {}).get("auc_info_loss")) for s in sets])
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + (f"\n\n{note}\n" if note else "\n")
 

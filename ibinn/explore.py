@@ -36,13 +36,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import ood
+from .metrics import entropy, typicality_score
 from .model import IBINN
 
 __all__ = [
     "PROJECTIONS", "TRANSFORMS", "LatentView", "Projection", "Trajectory", "Transform", "Verdict",
-    "apply_transform", "entropy", "fit_image", "fit_projection", "in_distribution_range",
-    "interpolation", "ood_verdict", "reliability_diagram", "sample_grid", "summarize",
-    "transforms_for", "typicality_score",
+    "apply_transform", "fit_image", "fit_projection", "in_distribution_range", "interpolation",
+    "ood_verdict", "sample_grid", "summarize", "transforms_for",
 ]
 
 #: Projection methods of :func:`fit_projection` and their display names.
@@ -54,59 +55,6 @@ PROJECTIONS: dict[str, str] = {
 
 
 # --------------------------------------------------------------------------- scores
-# ``ibinn.metrics`` and ``ibinn.ood`` provide these; the fallbacks keep this module usable alone.
-
-def _optional(name: str) -> Any:
-    """``ibinn.<name>`` if it can be imported, else None."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"{__package__}.{name}")
-    except ImportError:
-        return None
-
-
-def entropy(proba: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Discrete entropy ``H(Y | x)`` of each row of class probabilities, in nats."""
-    metrics = _optional("metrics")
-    if hasattr(metrics, "entropy"):
-        return np.asarray(metrics.entropy(np.asarray(proba)), dtype=np.float64)
-    p = np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0)
-    return -(p * np.log(p)).sum(axis=1)
-
-
-def typicality_score(nll: np.ndarray | torch.Tensor, reference_nll_mean: float) -> np.ndarray:
-    """Single-image typicality test statistic (Nalisnick et al., 2019): ``|NLL − mean NLL_in|``.
-
-    Large values mean the image is either far less or far more likely than typical
-    in-distribution images; both are signs of an outlier.
-    """
-    metrics = _optional("metrics")
-    if hasattr(metrics, "typicality_score"):
-        return np.asarray(metrics.typicality_score(np.asarray(nll), reference_nll_mean),
-                          dtype=np.float64)
-    return np.abs(np.asarray(nll, dtype=np.float64) - reference_nll_mean)
-
-
-def reliability_diagram(proba: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> dict:
-    """Confidence vs accuracy in ``n_bins`` equal-width bins of the top-class probability.
-
-    Returns ``bin_edges`` (n_bins + 1,), ``confidence``, ``accuracy`` (NaN for empty bins) and
-    ``counts`` (n_bins,).
-    """
-    metrics = _optional("metrics")
-    if hasattr(metrics, "reliability_diagram"):
-        return dict(metrics.reliability_diagram(np.asarray(proba), np.asarray(labels)))
-    proba, labels = np.asarray(proba), np.asarray(labels)
-    conf, pred = proba.max(1), proba.argmax(1)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1]), 0, n_bins - 1)
-    counts = np.bincount(which, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        confidence = np.bincount(which, conf, n_bins) / counts
-        accuracy = np.bincount(which, (pred == labels).astype(float), n_bins) / counts
-    return {"bin_edges": edges, "confidence": confidence, "accuracy": accuracy, "counts": counts}
-
 
 def in_distribution_range(values: np.ndarray, low: float = 5.0, high: float = 95.0
                           ) -> tuple[float, float]:
@@ -219,18 +167,13 @@ class Projection:
                      for i, share in enumerate(self.explained))
 
 
-def _pca(x: np.ndarray, weights_of: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple]:
-    x = np.asarray(x, dtype=np.float64)
-    center = x.mean(0)
-    _, s, vt = np.linalg.svd(x - center, full_matrices=False)
-    var = s**2
-    share = tuple(float(v) for v in var[:2] / max(var.sum(), 1e-30))
-    comps = vt[:2]
-    if comps.shape[0] < 2:  # fewer than two distinct points: pad with an orthogonal axis
-        comps = np.vstack([comps, np.roll(comps[:1], 1, axis=1)])
-    # deterministic sign: the largest entry of each component is positive
-    signs = np.sign(comps[np.arange(2), np.abs(comps).argmax(1)])
-    return center, comps * signs[:, None], share
+def _pca(x: np.ndarray, method: str) -> Projection:
+    """A two-component PCA (scikit-learn, deterministic signs) as a linear :class:`Projection`."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2, svd_solver="full").fit(np.asarray(x, dtype=np.float64))
+    share = tuple(float(v) for v in pca.explained_variance_ratio_)
+    return Projection(method, pca.mean_, pca.components_, share)  # type: ignore[arg-type]
 
 
 def fit_projection(method: str, z: np.ndarray, mu: np.ndarray, seed: int = 0,
@@ -252,11 +195,9 @@ def fit_projection(method: str, z: np.ndarray, mu: np.ndarray, seed: int = 0,
     if len(z) > max_points:
         z = z[np.linspace(0, len(z) - 1, max_points).astype(int)]
     if method == "pca-means":
-        center, comps, share = _pca(mu)
-        return Projection(method, center, comps, share)
+        return _pca(mu, method)
     if method == "pca":
-        center, comps, share = _pca(z)
-        return Projection(method, center, comps, share)
+        return _pca(z, method)
     try:
         import umap
     except ImportError as err:  # pragma: no cover - depends on the environment
@@ -271,35 +212,16 @@ def fit_projection(method: str, z: np.ndarray, mu: np.ndarray, seed: int = 0,
 Transform = Callable[[torch.Tensor, float, int], torch.Tensor]
 
 
-def _rotation_matrix(alpha: float, seed: int) -> np.ndarray:
-    axis = np.random.default_rng(seed).normal(size=3)
-    axis /= np.linalg.norm(axis)
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + math.sin(alpha) * k + (1 - math.cos(alpha)) * k @ k
-
-
 def _rgb_rotation(x: torch.Tensor, alpha: float, seed: int) -> torch.Tensor:
-    ood = _optional("ood")
-    if hasattr(ood, "rgb_rotation"):
-        return torch.as_tensor(ood.rgb_rotation(x, alpha, seed=seed)).float().clamp(0, 1)
-    if x.shape[1] != 3:
-        raise ValueError("RGB rotation needs 3-channel images")
-    r = torch.as_tensor(_rotation_matrix(alpha, seed), dtype=x.dtype)
-    return (torch.einsum("ij,njhw->nihw", r, x - 0.5) + 0.5).clamp(0, 1)
+    return ood.rgb_rotation(x, alpha, seed)
 
 
 def _noise(x: torch.Tensor, amplitude: float, seed: int) -> torch.Tensor:
-    ood = _optional("ood")
-    if hasattr(ood, "uniform_noise"):
-        return torch.as_tensor(ood.uniform_noise(x, amplitude, seed=seed)).float().clamp(0, 1)
-    gen = torch.Generator().manual_seed(seed)
-    return (x + amplitude * (2 * torch.rand(x.shape, generator=gen) - 1)).clamp(0, 1)
+    return ood.uniform_noise(x, amplitude, seed)
 
 
-def _inversion(x: torch.Tensor, t: float, seed: int) -> torch.Tensor:
-    ood = _optional("ood")
-    inverted = torch.as_tensor(ood.invert(x)).float() if hasattr(ood, "invert") else 1 - x
-    return ((1 - t) * x + t * inverted).clamp(0, 1)
+def _inversion(x: torch.Tensor, amount: float, seed: int) -> torch.Tensor:
+    return ood.invert(x, amount)
 
 
 @dataclass(frozen=True)

@@ -198,19 +198,138 @@ def initial_means(n_classes: int, dim: int, scale: float) -> torch.Tensor:
 
 @dataclass
 class Inference:
-    """Everything one forward pass gives for a batch of images (CPU tensors)."""
+    """Everything one forward pass gives for a batch of images (CPU tensors).
 
-    z: torch.Tensor  #: latents (N, D)
+    Models without a likelihood (the discriminative baselines of :mod:`ibinn.baselines`) leave
+    ``log_likelihood`` and ``bits_per_dim`` as ``None``.
+    """
+
+    z: torch.Tensor  #: latents (N, D); for a baseline, the features its linear head reads
     log_posterior: torch.Tensor  #: log q(y | x), (N, K)
-    log_likelihood: torch.Tensor  #: log p(x) of [0, 1]-scaled images, nats, (N,)
-    bits_per_dim: torch.Tensor  #: (N,), as 8-bit images
+    log_likelihood: torch.Tensor | None = None  #: log p(x) of [0, 1]-scaled images, nats, (N,)
+    bits_per_dim: torch.Tensor | None = None  #: (N,), as 8-bit images
 
     @property
     def proba(self) -> torch.Tensor:
         return self.log_posterior.exp()
 
 
-class IBINN(nn.Module):
+class ImageClassifier:
+    """Input validation, batching, predictions and parameter count, shared by the IB-INN and the
+    baselines of :mod:`ibinn.baselines`.
+
+    A mixin for an ``nn.Module`` with ``config.image_shape``, ``normalization``, ``device`` and an
+    ``infer(images, batch_size)`` method returning an :class:`Inference`.
+    """
+
+    config: ModelConfig
+    normalization: Normalization
+    device: torch.device
+
+    def as_unit_batch(self, images) -> torch.Tensor:
+        """Validate a batch of images and return float ``(N, C, H, W)`` in [0, 1] (CPU)."""
+        c, h, w = self.config.image_shape
+        expected = (f"a batch of uint8 images (N, {c}, {h}, {w}) or (N, {h}, {w}, {c})"
+                    + (f" or (N, {h}, {w})" if c == 1 else "")
+                    + f", or float images (N, {c}, {h}, {w}) in [0, 1]")
+        x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+        if x.dtype == torch.uint8:
+            if x.ndim == 3 and c == 1 and tuple(x.shape[1:]) == (h, w):
+                x = x[:, None]
+            elif x.ndim == 4 and tuple(x.shape[1:]) == (h, w, c) and tuple(x.shape[1:]) != (c, h, w):
+                x = x.permute(0, 3, 1, 2)
+            if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
+                raise ValueError(f"expected {expected}; got uint8 {tuple(x.shape)}")
+            if len(x) == 0:
+                raise ValueError("empty batch: no images given")
+            return x.float() / 255.0
+        if not x.is_floating_point():
+            raise ValueError(f"expected {expected}; got dtype {x.dtype}")
+        if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
+            raise ValueError(f"expected {expected}; got float {tuple(x.shape)}")
+        x = x.detach().float().cpu()
+        if len(x) == 0:
+            raise ValueError("empty batch: no images given")
+        if not torch.isfinite(x).all():
+            raise ValueError("images contain NaN or inf")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise ValueError(f"float images must lie in [0, 1]; got values in [{lo:.3g}, {hi:.3g}]"
+                             " (uint8 images are scaled automatically)")
+        return x
+
+    def _normalized_batches(self, images, batch_size: int):
+        x = self.as_unit_batch(images)
+        for i in range(0, len(x), batch_size):
+            yield self.normalization.normalize(x[i:i + batch_size].to(self.device))
+
+    def predict_proba(self, images, batch_size: int = 500) -> torch.Tensor:
+        """Class posteriors ``q(y | x)``, ``(N, K)`` (the IB-INN: by Bayes' rule on the GMM)."""
+        return self.infer(images, batch_size).proba
+
+    def predict(self, images, batch_size: int = 500) -> torch.Tensor:
+        """Most probable class per image, ``(N,)``."""
+        return self.infer(images, batch_size).log_posterior.argmax(1)
+
+    def num_parameters(self) -> int:
+        """Trainable parameters (fixed permutation matrices excluded)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def pack_state(state: dict[str, torch.Tensor], half: bool = False,
+               keep_fp32: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """A state dict as the tensors of a weights file.
+
+    Hard permutation matrices (FrEIA's ``w_perm``) become index vectors and their inverses are
+    dropped (they are transposes), which keeps fully-connected coupling blocks small.
+    ``half=True`` stores float weights in fp16, except those named in ``keep_fp32``.
+    """
+    tensors = {}
+    for name, value in state.items():
+        if name.endswith("w_perm_inv"):
+            continue
+        if name.endswith("w_perm"):
+            matrix = value.reshape(value.shape[0], value.shape[1])
+            if bool(((matrix == 0) | (matrix == 1)).all()):
+                tensors[name + "_index"] = matrix.argmax(1)
+                continue
+        elif half and value.is_floating_point() and name not in keep_fp32:
+            value = value.half()
+        tensors[name] = value
+    return tensors
+
+
+def unpack_state(tensors: dict[str, torch.Tensor], state: dict[str, torch.Tensor],
+                 path: str | Path) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`pack_state`, checked against a freshly built model's ``state``.
+
+    Raises :class:`CheckpointError` when names or shapes do not match.
+    """
+    tensors = dict(tensors)
+    for name in list(tensors):
+        if name.endswith("w_perm_index"):
+            key = name[: -len("_index")]
+            shape = state[key].shape
+            matrix = torch.zeros(shape[0], shape[1])
+            matrix[torch.arange(shape[0]), tensors.pop(name)] = 1.0
+            tensors[key] = matrix.reshape(shape)
+    for key in state:
+        if key.endswith("w_perm_inv") and key not in tensors:
+            fwd = tensors[key[: -len("_inv")]]
+            tensors[key] = fwd.transpose(0, 1).contiguous()
+    missing = set(state) - set(tensors)
+    unexpected = set(tensors) - set(state)
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not match its config: missing {sorted(missing)[:5]}"
+                              f", unexpected {sorted(unexpected)[:5]}")
+    for key, value in tensors.items():
+        if value.shape != state[key].shape:
+            raise CheckpointError(f"{path}: {key} has shape {tuple(value.shape)}, "
+                                  f"expected {tuple(state[key].shape)}")
+    return {k: v.to(state[k].dtype) for k, v in tensors.items()}
+
+
+class IBINN(ImageClassifier, nn.Module):
     """An IB-INN generative classifier. See the module docstring."""
 
     def __init__(self, config: ModelConfig):
@@ -259,44 +378,6 @@ class IBINN(nn.Module):
         norm_jac = self.normalization.log_abs_det(self.config.image_shape)
         return log_qz + losses.gaussian_log_norm(self.config.dim) + log_det + norm_jac
 
-    # ------------------------------------------------------------------ inputs
-    def as_unit_batch(self, images) -> torch.Tensor:
-        """Validate a batch of images and return float ``(N, C, H, W)`` in [0, 1] (CPU)."""
-        c, h, w = self.config.image_shape
-        expected = (f"a batch of uint8 images (N, {c}, {h}, {w}) or (N, {h}, {w}, {c})"
-                    + (f" or (N, {h}, {w})" if c == 1 else "")
-                    + f", or float images (N, {c}, {h}, {w}) in [0, 1]")
-        x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
-        if x.dtype == torch.uint8:
-            if x.ndim == 3 and c == 1 and tuple(x.shape[1:]) == (h, w):
-                x = x[:, None]
-            elif x.ndim == 4 and tuple(x.shape[1:]) == (h, w, c) and tuple(x.shape[1:]) != (c, h, w):
-                x = x.permute(0, 3, 1, 2)
-            if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
-                raise ValueError(f"expected {expected}; got uint8 {tuple(x.shape)}")
-            if len(x) == 0:
-                raise ValueError("empty batch: no images given")
-            return x.float() / 255.0
-        if not x.is_floating_point():
-            raise ValueError(f"expected {expected}; got dtype {x.dtype}")
-        if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
-            raise ValueError(f"expected {expected}; got float {tuple(x.shape)}")
-        x = x.detach().float().cpu()
-        if len(x) == 0:
-            raise ValueError("empty batch: no images given")
-        if not torch.isfinite(x).all():
-            raise ValueError("images contain NaN or inf")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < -1e-3 or hi > 1 + 1e-3:
-            raise ValueError(f"float images must lie in [0, 1]; got values in [{lo:.3g}, {hi:.3g}]"
-                             " (uint8 images are scaled automatically)")
-        return x
-
-    def _normalized_batches(self, images, batch_size: int):
-        x = self.as_unit_batch(images)
-        for i in range(0, len(x), batch_size):
-            yield self.normalization.normalize(x[i:i + batch_size].to(self.device))
-
     # ------------------------------------------------------------------ inference API
     @torch.no_grad()
     def infer(self, images, batch_size: int = 500) -> Inference:
@@ -317,14 +398,6 @@ class IBINN(nn.Module):
 
         return Inference(torch.cat(parts["z"]), torch.cat(parts["lp"]), ll,
                          bits_per_dim(ll, self.config.dim))
-
-    def predict_proba(self, images, batch_size: int = 500) -> torch.Tensor:
-        """Class posteriors ``q(y | x)`` by Bayes' rule on the GMM, ``(N, K)``."""
-        return self.infer(images, batch_size).proba
-
-    def predict(self, images, batch_size: int = 500) -> torch.Tensor:
-        """Most probable class per image, ``(N,)``."""
-        return self.infer(images, batch_size).log_posterior.argmax(1)
 
     def log_likelihood(self, images, batch_size: int = 500) -> torch.Tensor:
         """``log p(x)`` per image in nats, for images scaled to [0, 1] (all Jacobians included)."""
@@ -389,10 +462,6 @@ class IBINN(nn.Module):
         return x
 
     # ------------------------------------------------------------------ persistence
-    def num_parameters(self) -> int:
-        """Trainable parameters (fixed permutation matrices excluded)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
     def save(self, path: str | Path, half: bool = False) -> Path:
         """Save weights and config as one safetensors file (atomic).
 
@@ -400,18 +469,7 @@ class IBINN(nn.Module):
         all (they are transposes), which keeps fully-connected blocks small. ``half=True`` stores
         the learned float weights in fp16; the network stays exactly invertible either way.
         """
-        tensors = {}
-        for name, value in self.state_dict().items():
-            if name.endswith("w_perm_inv"):
-                continue
-            if name.endswith("w_perm"):
-                matrix = value.reshape(value.shape[0], value.shape[1])
-                if bool(((matrix == 0) | (matrix == 1)).all()):
-                    tensors[name + "_index"] = matrix.argmax(1)
-                    continue
-            elif half and value.is_floating_point() and name not in ("mu", "phi"):
-                value = value.half()
-            tensors[name] = value
+        tensors = pack_state(self.state_dict(), half, keep_fp32=("mu", "phi"))
         return save_weights(path, tensors, self.config.to_json())
 
     @classmethod
@@ -425,28 +483,7 @@ class IBINN(nn.Module):
             model = cls(config)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{path}: config does not describe a valid model: {err}") from err
-        state = model.state_dict()
-        for name in list(tensors):
-            if name.endswith("w_perm_index"):
-                key = name[: -len("_index")]
-                shape = state[key].shape
-                matrix = torch.zeros(shape[0], shape[1])
-                matrix[torch.arange(shape[0]), tensors.pop(name)] = 1.0
-                tensors[key] = matrix.reshape(shape)
-        for key in state:
-            if key.endswith("w_perm_inv") and key not in tensors:
-                fwd = tensors[key[: -len("_inv")]]
-                tensors[key] = fwd.transpose(0, 1).contiguous()
-        missing = set(state) - set(tensors)
-        unexpected = set(tensors) - set(state)
-        if missing or unexpected:
-            raise CheckpointError(f"{path} does not match its config: missing {sorted(missing)[:5]}"
-                                  f", unexpected {sorted(unexpected)[:5]}")
-        for key, value in tensors.items():
-            if value.shape != state[key].shape:
-                raise CheckpointError(f"{path}: {key} has shape {tuple(value.shape)}, "
-                                      f"expected {tuple(state[key].shape)}")
-        model.load_state_dict({k: v.to(state[k].dtype) for k, v in tensors.items()})
+        model.load_state_dict(unpack_state(tensors, model.state_dict(), path))
         return model.to(device).eval()
 
     def describe(self) -> str:

@@ -154,7 +154,8 @@ def make_ood_set(spec: str, test: ImageData, root: str | None = None, limit: int
     if name == "quickdraw":
         return line_drawings(quickdraw_bitmaps(arg, seed=seed)[:limit], shape, seed)
     if name == "cifar10-grey":
-        return from_images(load_dataset("demo:cifar10").subset(range(limit)), shape)
+        cifar = load_dataset("demo:cifar10")
+        return from_images(cifar.subset(range(min(limit, len(cifar)))), shape)
     if name == "imagefolder":
         data = load_dataset(spec, split="test" if (Path(arg) / "test").is_dir() else "all")
         return from_images(data.subset(torch.randperm(len(data))[:limit]), shape)

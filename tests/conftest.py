@@ -43,3 +43,20 @@ def fashion_mnist_root() -> Path:
     if not (root / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"full Fashion-MNIST not at {root}")
     return root
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpeg_dir(tmp_path_factory) -> Path:
+    """The CIFAR-10 (JPEG) ImageFolder tree: ``$IBINN_CIFAR10_DIR``, or the shared tarball unpacked."""
+    given = os.environ.get("IBINN_CIFAR10_DIR")
+    if given and (Path(given) / "test").is_dir():
+        return Path(given)
+    tarball = SHARED_DATA / "cifar10-jpeg.tar.gz"
+    if not tarball.exists():
+        pytest.skip(f"CIFAR-10 (JPEG) not at {tarball}")
+    import tarfile
+
+    folder = tmp_path_factory.mktemp("cifar10-jpeg")
+    with tarfile.open(tarball) as tar:
+        tar.extractall(folder, filter="data")
+    return folder

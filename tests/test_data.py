@@ -65,3 +65,18 @@ def test_full_fashion_mnist(fashion_mnist_root):
     test_set = {bytes(img) for img in test.images.numpy()}
     assert all(bytes(img) in test_set for img in demo.images.numpy()[:200])
     assert np.isclose(D.channel_stats(train.images)[0][0], 0.286, atol=0.001)
+
+
+@pytest.mark.full_data
+def test_full_cifar10_jpeg(cifar10_jpeg_dir):
+    test = ibinn.load_dataset(f"imagefolder:{cifar10_jpeg_dir}", "test")
+    assert len(test) == 10_000 and test.image_shape == (3, 32, 32)
+    assert test.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                            "ship", "truck"]
+    assert torch.equal(test.labels.bincount(), torch.full((10,), 1000))
+    demo = ibinn.load_dataset("demo:cifar10")
+    assert demo.classes == test.classes and torch.equal(demo.labels.bincount(), torch.full((10,), 200))
+    # every demo image is a real test image, with its label
+    test_set = {(bytes(img), int(y)) for img, y in zip(test.images.numpy(), test.labels, strict=True)}
+    assert all((bytes(img), int(y)) in test_set
+               for img, y in zip(demo.images.numpy()[:300], demo.labels[:300], strict=True))

@@ -1,0 +1,212 @@
+"""The pretrained-model zoo shipped in ``pretrained/``.
+
+Layout: ``pretrained/<family>/<model>/model.safetensors`` (weights in fp16, config inside),
+``config.json`` (the same config, for people) and ``card.json`` (data set, settings, compute, the
+exact command, and every metric ``ibinn evaluate`` measured, on the full test set and on the demo
+subset); ``pretrained/<family>/demo.npz`` (2,000 class-balanced test images);
+``pretrained/manifest.json`` (sha256 of every file, checked when a model is loaded by name).
+
+Example:
+    >>> import ibinn
+    >>> [card.name for card in ibinn.zoo.list_models()][:2]  # doctest: +SKIP
+    ['fashion-mnist/class-nll', 'fashion-mnist/gamma-0']
+    >>> model = ibinn.load("fashion-mnist/gamma-1")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shlex
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .checkpoint import CheckpointError, atomic_write
+from .data import PRETRAINED_DIR, load_dataset
+from .evaluate import _jsonable, dataset_note, evaluate
+from .model import IBINN
+from .train import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
+
+MANIFEST = "manifest.json"
+CARD = "card.json"
+
+#: How reports name each family's data set.
+DATASET_LABELS = {"fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10 (JPEG)",
+                  "mnist": "MNIST", "cifar100": "CIFAR-100", "svhn": "SVHN"}
+
+
+@dataclass
+class ModelCard:
+    """What ``card.json`` says of one pretrained model."""
+
+    name: str
+    family: str
+    dataset_label: str
+    kind: str
+    mode: str
+    gamma: float
+    preset: str
+    path: Path
+    metrics: dict = field(default_factory=dict)
+    demo_metrics: dict = field(default_factory=dict)
+    parameters: int = 0
+    epochs: float = 0.0
+    device: str = ""
+    train_seconds: float = 0.0
+    command: str = ""
+    notes: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.kind != "ibinn":
+            return self.kind
+        if self.mode != "ib":
+            return self.mode
+        return "γ = ∞" if math.isinf(self.gamma) else f"γ = {self.gamma:g}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_manifest(root: Path) -> dict:
+    path = root / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {"files": {}}
+
+
+def write_manifest(root: Path = PRETRAINED_DIR) -> Path:
+    """Record the sha256 of every file under ``root`` (the manifest itself aside)."""
+    files = {str(p.relative_to(root)): _sha256(p) for p in sorted(root.rglob("*"))
+             if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")}
+    text = json.dumps({"files": files}, indent=2) + "\n"
+    return atomic_write(root / MANIFEST, lambda tmp: Path(tmp).write_text(text))
+
+
+def verify(name: str, root: Path = PRETRAINED_DIR) -> None:
+    """Check a model's files against the manifest; a changed or missing file is an error."""
+    manifest = _read_manifest(root)["files"]
+    folder = root / name
+    for file in (WEIGHTS_FILE, CARD):
+        rel = f"{name}/{file}"
+        if rel not in manifest:
+            raise CheckpointError(f"{rel} is not in {root / MANIFEST}; run `ibinn zoo manifest` "
+                                  f"after adding models by hand")
+        if not (folder / file).exists():
+            raise CheckpointError(f"{folder / file} is missing")
+        if _sha256(folder / file) != manifest[rel]:
+            raise CheckpointError(f"{folder / file} does not match its sha256 in the manifest: "
+                                  f"the file changed or is damaged (re-check it out with git)")
+
+
+def _gamma(value) -> float:
+    return math.inf if value in ("inf", None) else float(value)
+
+
+def read_card(folder: Path, root: Path = PRETRAINED_DIR) -> ModelCard:
+    data = json.loads((folder / CARD).read_text())
+    return ModelCard(
+        name=data["name"], family=data["family"], dataset_label=data["dataset_label"],
+        kind=data.get("kind", "ibinn"), mode=data["mode"], gamma=_gamma(data["gamma"]),
+        preset=data["preset"], path=folder / WEIGHTS_FILE, metrics=data.get("metrics") or {},
+        demo_metrics=data.get("demo_metrics") or {}, parameters=data.get("parameters", 0),
+        epochs=data.get("epochs", 0.0), device=data.get("device", ""),
+        train_seconds=data.get("train_seconds", 0.0), command=data.get("command", ""),
+        notes=data.get("notes", ""))
+
+
+def list_models(root: Path = PRETRAINED_DIR) -> list[ModelCard]:
+    """Every model under ``root`` that has a card, sorted by family, kind, mode and γ."""
+    cards = [read_card(p.parent, root) for p in sorted(Path(root).glob(f"*/*/{CARD}"))]
+    return sorted(cards, key=lambda c: (c.family, c.kind != "ibinn", c.mode != "ib", c.gamma, c.mode))
+
+
+def is_zoo_name(name: str, root: Path = PRETRAINED_DIR) -> bool:
+    return (Path(root) / name / CARD).exists()
+
+
+def load(name: str, device="auto", root: Path = PRETRAINED_DIR) -> IBINN:
+    """Load a zoo model by name after checking its files against the manifest."""
+    from . import load as load_path
+
+    if not is_zoo_name(name, root):
+        known = ", ".join(c.name for c in list_models(root)) or "none"
+        raise CheckpointError(f"no pretrained model {name!r}; available: {known}")
+    verify(name, root)
+    return load_path(Path(root) / name / WEIGHTS_FILE, device=device)
+
+
+def add(run: str | Path, name: str, command: str, test_data: str | None = None,
+        root_data: str | None = None, ood_sets: list[str] | None = None,
+        root: Path = PRETRAINED_DIR, notes: str = "") -> ModelCard:
+    """Package a finished training run, an IB-INN or a baseline, as zoo model ``<family>/<model>``.
+
+    The weights are stored in fp16; both the full test set (when available) and the family's
+    demo subset are evaluated on the stored weights, so the card holds what a user will measure.
+    The card's ``kind`` is the model type (``ibinn``, ``resnet``, ``irevnet``, ``vib``).
+    """
+    from . import load as load_path
+
+    run = Path(run)
+    family = name.split("/")[0]
+    model = load_path(run / WEIGHTS_FILE, device="cpu")
+    folder = Path(root) / name
+    model.save(folder / WEIGHTS_FILE, half=True)
+    shipped = load_path(folder / WEIGHTS_FILE, device="cpu")
+    config_json = shipped.config.to_json()
+    atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(
+        json.dumps(config_json, indent=2)))
+    train_metrics = json.loads((run / METRICS_FILE).read_text())
+    train_config = json.loads((run / CONFIG_FILE).read_text())
+    test = load_dataset(test_data or shipped.config.dataset, "test", root=root_data)
+    report = evaluate(shipped, test, ood_sets, root=root_data)
+    demo = evaluate(shipped, load_dataset(f"demo:{family}"), ood_sets, root=root_data)
+    card = {
+        "name": name, "family": family,
+        "dataset_label": DATASET_LABELS.get(family, family), "dataset": shipped.config.dataset,
+        "data_note": dataset_note(shipped.config.dataset),
+        "kind": getattr(shipped, "model_type", "ibinn"),
+        "mode": shipped.config.mode, "gamma": config_json["gamma"], "preset": shipped.config.preset,
+        "parameters": shipped.num_parameters(), "epochs": train_metrics["epochs"],
+        "steps": train_metrics["steps"], "optimizer": train_config["optimizer"],
+        "device": train_metrics["device"], "train_seconds": train_metrics["train_seconds"],
+        "command": command, "weights": "fp16", "created": time.strftime("%Y-%m-%d"),
+        "notes": notes, "metrics": report, "demo_metrics": demo,
+    }
+    atomic_write(folder / CARD, lambda tmp: Path(tmp).write_text(
+        json.dumps(_jsonable(card), indent=2)))
+    write_manifest(Path(root))
+    return read_card(folder, Path(root))
+
+
+def rebuild(family: str | None = None, root_data: str | None = None,
+            root: Path = PRETRAINED_DIR) -> list[ModelCard]:
+    """Retrain and re-evaluate every zoo model (of ``family``) from its card's command."""
+    from .cli import main as cli_main
+
+    rebuilt = []
+    for card in list_models(root):
+        if family and card.family != family:
+            continue
+        argv = shlex.split(card.command)
+        if argv[:2] != ["ibinn", "train"]:
+            raise ValueError(f"{card.name}: its command is not an `ibinn train` command")
+        args = argv[1:]
+        if root_data is not None and "--root" in args:
+            args[args.index("--root") + 1] = root_data
+        with tempfile.TemporaryDirectory() as tmp:
+            if "--out" in args:
+                args[args.index("--out") + 1] = tmp + "/run"
+            else:
+                args += ["--out", tmp + "/run"]
+            if cli_main(args) != 0:
+                raise RuntimeError(f"{card.name}: training failed")
+            rebuilt.append(add(tmp + "/run", card.name, card.command, root_data=root_data,
+                               root=root, notes=card.notes))
+    return rebuilt

@@ -1,0 +1,92 @@
+"""The zoo machinery on a throw-away zoo, and the shipped pretrained models themselves."""
+
+import json
+import math
+
+import pytest
+import torch
+
+import ibinn
+from ibinn import zoo
+from ibinn.cli import main
+from ibinn.evaluate import evaluate
+from ibinn.train import TrainConfig, train
+
+SHIPPED = zoo.list_models()
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("zoo")
+    cfg = TrainConfig(dataset="demo:fashion-mnist", preset="tiny", epochs=0.5, val_size=200,
+                      device="cpu", out=str(tmp / "run"))
+    train(cfg, progress=False)
+    root = tmp / "pretrained"
+    command = "ibinn train --dataset demo:fashion-mnist --preset tiny --epochs 0.5"
+    zoo.add(tmp / "run", "fashion-mnist/tiny-test", command, ood_sets=["inverted"], root=root)
+    return root
+
+
+def test_add_list_load(tiny_zoo):
+    cards = zoo.list_models(tiny_zoo)
+    assert [c.name for c in cards] == ["fashion-mnist/tiny-test"]
+    card = cards[0]
+    assert card.dataset_label == "Fashion-MNIST" and card.label == "γ = 1"
+    assert 0 <= card.metrics["test"]["error"] <= 100
+    assert set(card.demo_metrics["ood"]) == {"inverted"}
+    model = zoo.load("fashion-mnist/tiny-test", device="cpu", root=tiny_zoo)
+    assert model.mu.dtype == torch.float32
+    manifest = json.loads((tiny_zoo / "manifest.json").read_text())["files"]
+    assert "fashion-mnist/tiny-test/model.safetensors" in manifest
+
+
+def test_changed_file_is_detected(tiny_zoo, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_zoo, root)
+    card_path = root / "fashion-mnist/tiny-test/card.json"
+    card_path.write_text(card_path.read_text().replace('"tiny"', '"small"'))
+    with pytest.raises(ibinn.CheckpointError, match="sha256"):
+        zoo.load("fashion-mnist/tiny-test", root=root)
+    with pytest.raises(ibinn.CheckpointError, match="no pretrained model"):
+        zoo.load("fashion-mnist/nope", root=root)
+
+
+def test_shipped_zoo_has_the_fashion_mnist_sweep():
+    names = {c.name for c in SHIPPED}
+    expected = {f"fashion-mnist/{m}" for m in
+                ("gamma-0", "gamma-0.1", "gamma-1", "gamma-10", "gamma-inf", "class-nll")}
+    assert expected <= names
+    for card in SHIPPED:
+        assert card.command.startswith("ibinn train ") and card.train_seconds > 0
+
+
+@pytest.mark.parametrize("card", SHIPPED, ids=[c.name for c in SHIPPED])
+def test_shipped_model_matches_its_card_on_the_demo_set(card):
+    model = ibinn.load(card.name, device="cpu")
+    demo = ibinn.load_dataset(f"demo:{card.family}")
+    x = demo.images[:64]
+    if card.kind == "ibinn":  # baselines (ibinn.baselines) have no decoder
+        assert (model.decode(model.encode(x)) - x.float() / 255).abs().max() < 1e-3
+    ood_sets = list(card.demo_metrics["ood"])
+    report = evaluate(model, demo, ood_sets, progress=False)
+    for key in ("error", "bits_per_dim", "ece"):
+        want, got = card.demo_metrics["test"][key], report["test"][key]
+        if want is None:
+            assert got is None
+        else:
+            assert got == pytest.approx(want, rel=1e-3, abs=1e-3), key
+    for name, row in card.demo_metrics["ood"].items():
+        if row["auc_typicality"] is not None:
+            assert report["ood"][name]["auc_typicality"] == pytest.approx(row["auc_typicality"], abs=0.01)
+
+
+def test_zoo_cli_lists(capsys):
+    assert main(["zoo"]) == 0
+    out = capsys.readouterr().out
+    assert ("fashion-mnist/gamma-1" in out) or ("no pretrained models" in out)
+
+
+def test_gamma_parsing():
+    assert zoo._gamma("inf") == math.inf and zoo._gamma(0.1) == 0.1
