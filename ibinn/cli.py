@@ -158,6 +158,9 @@ def _run_sweep(args) -> int:
 
 def _add_zoo(sub) -> None:
     p = sub.add_parser("zoo", help="the pretrained models: list, add, rebuild")
+    p.add_argument("--markdown", action="store_true",
+                   help="print every card's full Table 1 row and compute as Markdown tables")
+    p.add_argument("--dataset", help="only this family (fashion-mnist, cifar10)")
     zsub = p.add_subparsers(dest="zoo_command")
     add = zsub.add_parser("add", help="package a finished run as a pretrained model")
     add.add_argument("run", help="run folder (with model.safetensors and metrics.json)")
@@ -188,9 +191,12 @@ def _run_zoo(args) -> int:
     if args.zoo_command == "manifest":
         print(f"written {zoo.write_manifest()}")
         return 0
-    cards = zoo.list_models()
+    cards = [c for c in zoo.list_models() if args.dataset in (None, c.family)]
     if not cards:
         print("no pretrained models found in", zoo.PRETRAINED_DIR)
+        return 0
+    if args.markdown:
+        print(zoo.markdown_report(cards))
         return 0
     print(f"{'name':28} {'data':16} {'model':12} {'err %':>6} {'bits/dim':>8} {'ECE %':>6} "
           f"{'OoD AUC %':>9}  compute")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError, atomic_write
 from .data import PRETRAINED_DIR, load_dataset
-from .evaluate import _jsonable, dataset_note, evaluate
+from .evaluate import _jsonable, dataset_note, evaluate, markdown_table
 from .model import IBINN
 from .train import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
 
@@ -125,6 +125,24 @@ def list_models(root: Path = PRETRAINED_DIR) -> list[ModelCard]:
     """Every model under ``root`` that has a card, sorted by family, kind, mode and γ."""
     cards = [read_card(p.parent, root) for p in sorted(Path(root).glob(f"*/*/{CARD}"))]
     return sorted(cards, key=lambda c: (c.family, c.kind != "ibinn", c.mode != "ib", c.gamma, c.mode))
+
+
+def markdown_report(cards: list[ModelCard]) -> str:
+    """Per family: Table 1 of the cards' full-test-set metrics, then each model's compute and
+    command, so that every figure in a report comes from a card."""
+    parts = []
+    for family in dict.fromkeys(c.family for c in cards):
+        members = [c for c in cards if c.family == family]
+        label = members[0].dataset_label
+        note = dataset_note(members[0].metrics.get("data", ""))
+        parts.append(f"### {label}\n\n" + markdown_table(
+            {f"{c.name.split('/', 1)[1]} ({c.label})": c.metrics for c in members}, note))
+        lines = ["| Model | Parameters | Epochs | Device | Wall time | Command |",
+                 "|---|---|---|---|---|---|"]
+        lines += [f"| {c.name} | {c.parameters / 1e6:.2f} M | {c.epochs:g} | {c.device} | "
+                  f"{c.train_seconds / 60:.1f} min | `{c.command}` |" for c in members]
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
 
 
 def is_zoo_name(name: str, root: Path = PRETRAINED_DIR) -> bool:

@@ -82,10 +82,15 @@ def test_shipped_model_matches_its_card_on_the_demo_set(card):
             assert report["ood"][name]["auc_typicality"] == pytest.approx(row["auc_typicality"], abs=0.01)
 
 
-def test_zoo_cli_lists(capsys):
+def test_zoo_cli_lists_and_reports(capsys):
     assert main(["zoo"]) == 0
     out = capsys.readouterr().out
-    assert ("fashion-mnist/gamma-1" in out) or ("no pretrained models" in out)
+    assert all(c.name in out for c in SHIPPED)
+    assert main(["zoo", "--markdown", "--dataset", "fashion-mnist"]) == 0
+    report = capsys.readouterr().out
+    for card in SHIPPED:
+        if card.family == "fashion-mnist":
+            assert f"| {card.name} | " in report and f"{card.metrics['test']['error']:.2f}" in report
 
 
 def test_gamma_parsing():

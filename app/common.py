@@ -1,0 +1,484 @@
+"""Shared pieces of the dashboard: the model registry, cached loaders and the model selector.
+
+No maths lives here: everything numerical comes from :mod:`ibinn` and :mod:`ibinn.explore`;
+this module only finds models, caches what ``ibinn`` computes, and holds the session state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import figures
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+import ibinn
+from ibinn import explore, zoo
+
+REPO = Path(__file__).resolve().parent.parent
+#: Where run folders live; the Train page writes to ``<runs>/app/<name>``.
+RUNS = Path(os.environ.get("IBINN_RUNS", REPO / "runs"))
+APP_RUNS = RUNS / "app"
+UPLOADS = Path(tempfile.gettempdir()) / "ibinn-app-uploads"
+SELECTED = "selected_models"
+EXTRA = "extra_model_paths"
+PENDING = "_selection_pending"
+
+_FAMILY_LABELS = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10",
+                  "cifar100": "CIFAR-100", "svhn": "SVHN"}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model the dashboard can show: from the zoo, a run folder, or an upload."""
+
+    key: str
+    label: str
+    path: str  #: the model.safetensors file
+    family: str  #: demo-set family, e.g. "fashion-mnist"
+    dataset_label: str
+    mode: str
+    gamma: float
+    preset: str
+    image_shape: tuple[int, ...]
+    source: str  #: "zoo", "run", "upload"
+    kind: str = "ibinn"
+    metrics: dict = field(default_factory=dict, hash=False, compare=False)
+    info: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def mtime(self) -> float:
+        try:
+            return os.path.getmtime(self.path)
+        except OSError:
+            return 0.0
+
+    @property
+    def gamma_text(self) -> str:
+        return gamma_text(self.mode, self.gamma)
+
+
+def gamma_text(mode: str, gamma: float) -> str:
+    if mode == "ib":
+        return "γ = ∞" if math.isinf(gamma) else f"γ = {gamma:g}"
+    return {"lx-only": "γ = 0 (L_X only)", "ly-only": "γ = ∞ (L_Y only)"}.get(mode, mode)
+
+
+def family_of(dataset: str, image_shape) -> str:
+    """The demo-set family of a model trained on ``dataset``."""
+    name = dataset.split(":", 1)[1] if dataset.startswith("demo:") else dataset
+    if name in _FAMILY_LABELS:
+        return name
+    if "cifar" in name.lower() or tuple(image_shape) == (3, 32, 32):
+        return "cifar10"
+    if tuple(image_shape) == (1, 28, 28):
+        return "fashion-mnist"
+    return name
+
+
+def _read_config(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    return json.loads(meta.get("config", "{}"))
+
+
+def _run_metrics(folder: Path) -> tuple[dict, dict]:
+    """A run folder's metrics.json in the zoo card's layout (percent), and compute info."""
+    try:
+        raw = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}, {}
+    test = {}
+    if "test_error" in raw:
+        test["error"] = 100 * float(raw["test_error"])
+    if "test_bits_per_dim" in raw:
+        test["bits_per_dim"] = float(raw["test_bits_per_dim"])
+    info = {k: raw[k] for k in ("epochs", "device", "train_seconds", "parameters") if k in raw}
+    return ({"test": test} if test else {}), info
+
+
+def entry_from_file(path: str | Path, source: str, label: str | None = None, name: str | None = None
+                    ) -> ModelEntry:
+    """Describe a model file from its metadata, without loading its weights.
+
+    ``label`` names it in the UI; by default ``"<name> · <data set> · <γ>"``, ``name`` being the
+    run folder's (or the file's) name.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    try:
+        cfg = _read_config(path)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a CheckpointError to the user
+        raise ibinn.CheckpointError(f"{path} is not a readable model file: {err}") from err
+    if not cfg:
+        raise ibinn.CheckpointError(f"{path} holds no ibinn model config")
+    shape = tuple(cfg.get("image_shape", ()))
+    dataset = cfg.get("dataset", "")
+    family = family_of(dataset, shape)
+    gamma = float(cfg.get("gamma", 1.0))
+    mode = cfg.get("mode", "ib")
+    kind = cfg.get("model_type", "ibinn")  # baselines (ibinn.baselines) save their type here
+    metrics, info = _run_metrics(path.parent)
+    if label is None:
+        name = name or (path.parent.name if path.name == "model.safetensors" else path.stem)
+        what = gamma_text(mode, gamma) if kind == "ibinn" else kind
+        label = f"{name} · {_FAMILY_LABELS.get(family, family)} · {what}"
+    return ModelEntry(key=str(path.resolve()), label=label, path=str(path.resolve()), family=family,
+                      dataset_label=_FAMILY_LABELS.get(family, dataset or "?"), mode=mode,
+                      gamma=gamma, preset=cfg.get("preset", "?"), image_shape=shape,
+                      source=source, kind=kind, metrics=metrics, info=info)
+
+
+def _zoo_entries() -> list[ModelEntry]:
+    entries = []
+    for card in zoo.list_models():
+        label = f"{card.name} ({card.kind})" if card.kind != "ibinn" else card.name
+        info = {k: getattr(card, k, None) for k in ("epochs", "device", "train_seconds", "parameters",
+                                                      "command", "notes")}
+        try:
+            shape = tuple(_read_config(Path(card.path)).get("image_shape", ()))
+        except Exception:  # noqa: BLE001 - a broken zoo file is skipped, not fatal
+            continue
+        entries.append(ModelEntry(
+            key=card.name, label=label, path=str(card.path), family=card.family,
+            dataset_label=card.dataset_label, mode=card.mode, gamma=float(card.gamma),
+            preset=card.preset, image_shape=shape, source="zoo", kind=card.kind,
+            metrics=dict(card.metrics or {}), info=info))
+    return entries
+
+
+def _folders() -> list[Path]:
+    folders = [APP_RUNS, RUNS]
+    for part in os.environ.get("IBINN_MODELS", "").split(os.pathsep):
+        if part.strip():
+            folders.insert(0, Path(part.strip()).expanduser())
+    return folders
+
+
+def _run_name(folder: Path) -> str:
+    try:
+        return str(folder.resolve().relative_to(RUNS.resolve()))
+    except ValueError:
+        return folder.name
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def discover_models() -> list[ModelEntry]:
+    """All models: the pretrained zoo, then run folders (``$IBINN_MODELS``, ``runs/``).
+
+    Re-read every 5 s, so that models finished by the Train page (or by hand) appear.
+    """
+    entries = _zoo_entries()
+    seen = {Path(e.path).resolve() for e in entries}
+    for folder in _folders():
+        if not folder.is_dir():
+            continue
+        files = sorted(folder.glob("model.safetensors")) + sorted(folder.glob("*/model.safetensors")) \
+            + sorted(folder.glob("*/*/model.safetensors"))
+        for f in files:
+            if f.resolve() in seen:
+                continue
+            seen.add(f.resolve())
+            try:
+                entries.append(entry_from_file(f, "run", name=_run_name(f.parent)))
+            except ibinn.CheckpointError:
+                continue
+    return entries
+
+
+def all_entries() -> list[ModelEntry]:
+    """Discovered models plus the ones loaded in this session (path or upload)."""
+    entries = list(discover_models())
+    known = {e.path for e in entries}
+    for path, label in st.session_state.get(EXTRA, {}).items():
+        if path not in known:
+            try:
+                entries.append(entry_from_file(path, "upload", label=label))
+            except ibinn.CheckpointError:
+                continue
+    return entries
+
+
+def loadable(entries: list[ModelEntry]) -> list[ModelEntry]:
+    return [e for e in entries if e.kind == "ibinn"]
+
+
+def add_model_file(path: str | Path, label: str | None = None) -> ModelEntry:
+    """Validate a model file by loading it, then add it to this session's model list."""
+    path = Path(path)
+    ibinn.load(path, device="cpu")  # raises CheckpointError with a clear message
+    entry = entry_from_file(path, "upload", label=label)
+    known = next((e for e in discover_models() if e.path == entry.path), None)
+    if known is not None:  # already listed (zoo or run folder): select that entry
+        entry = known
+    else:
+        st.session_state.setdefault(EXTRA, {})[entry.path] = entry.label
+    if entry.kind == "ibinn":  # baselines have no latent to explore
+        select_later(entry.key)
+    return entry
+
+
+def select_later(key: str) -> None:
+    """Add a model to the sidebar selection from the next run on (call ``st.rerun()`` after): a
+    widget's state cannot change once the widget is drawn in a run."""
+    st.session_state.setdefault(PENDING, []).append(key)
+
+
+def save_upload(data: bytes, name: str) -> Path:
+    """Store uploaded bytes under a content-addressed temporary file."""
+    UPLOADS.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(data).hexdigest()[:16]
+    path = UPLOADS / f"{digest}-{Path(name).stem[:40]}.safetensors"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def _default_selection(entries: list[ModelEntry]) -> list[str]:
+    """The bundled γ = 1 model; else any γ = 1 model; else the first one."""
+    gamma_1 = [e for e in entries if e.mode == "ib" and e.gamma == 1.0]
+    first = sorted(gamma_1, key=lambda e: e.source != "zoo") or entries
+    return [first[0].key] if first else []
+
+
+def model_selector() -> list[ModelEntry]:
+    """The sidebar multiselect shared by every page (``st.session_state["selected_models"]``)."""
+    entries = loadable(all_entries())
+    by_key = {e.key: e for e in entries}
+    if SELECTED not in st.session_state:
+        st.session_state[SELECTED] = _default_selection(entries)
+    wanted = [*st.session_state[SELECTED], *st.session_state.pop(PENDING, [])]
+    # keep only models that still exist, each once
+    st.session_state[SELECTED] = [k for k in dict.fromkeys(wanted) if k in by_key]
+    st.sidebar.multiselect(
+        "Models", options=list(by_key), key=SELECTED, format_func=lambda k: by_key[k].label,
+        help="One model, or several to compare side by side. Every page uses this choice.")
+    if not entries:
+        st.sidebar.warning("No models found. Train one on the **Train** page or load a "
+                           "checkpoint on the **Models** page.")
+    return selected_entries()
+
+
+def selected_entries() -> list[ModelEntry]:
+    by_key = {e.key: e for e in loadable(all_entries())}
+    return [by_key[k] for k in st.session_state.get(SELECTED, []) if k in by_key]
+
+
+def require_models(max_models: int | None = None) -> list[ModelEntry]:
+    """The selected models, or a message and a stop when none is selected."""
+    chosen = selected_entries()
+    if not chosen:
+        st.info("Choose a model in the sidebar (**Models**) to use this page.")
+        st.stop()
+    return chosen[:max_models] if max_models else chosen
+
+
+def pick_one(chosen: list[ModelEntry], key: str) -> ModelEntry:
+    if len(chosen) == 1:
+        return chosen[0]
+    labels = {e.key: e.label for e in chosen}
+    k = st.selectbox("Model for this page", list(labels), format_func=labels.get, key=key)
+    return next(e for e in chosen if e.key == k)
+
+
+def explain(markdown: str) -> None:
+    with st.expander("What am I looking at?"):
+        st.markdown(markdown)
+
+
+# --------------------------------------------------------------------------- caches
+# Models are cached per server (``cache_resource``); everything computed from a model is cached by
+# (model file, modification time, arguments), so reruns of a page and returning to it are instant.
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def load_model(path: str, mtime: float) -> ibinn.IBINN:
+    """The model at ``path`` on the best device (CUDA when present), loaded once per server."""
+    return ibinn.load(path, device="auto")
+
+
+def model_of(entry: ModelEntry) -> ibinn.IBINN:
+    return load_model(entry.path, entry.mtime)
+
+
+@st.cache_resource(show_spinner=False)
+def demo_data(family: str) -> ibinn.ImageData | None:
+    """The shipped demo set of a family, or None when it is not shipped."""
+    try:
+        return ibinn.load_dataset(f"demo:{family}")
+    except ibinn.DataError:
+        return None
+
+
+def demo_of(entry: ModelEntry) -> ibinn.ImageData:
+    """The demo set that fits ``entry``, or a warning and a stop when none is shipped."""
+    data = demo_data(entry.family)
+    if data is None or tuple(data.image_shape) != tuple(entry.image_shape):
+        st.warning(f"No demo images for {entry.label} (family {entry.family!r}, "
+                   f"shape {entry.image_shape}) are shipped in pretrained/.")
+        st.stop()
+    return data
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def latent_view(path: str, mtime: float, family: str) -> explore.LatentView:
+    """The demo set run through the model once (latents, posteriors, bits/dim, typicality)."""
+    data = demo_data(family)
+    return explore.summarize(load_model(path, mtime), data.images, data.labels)
+
+
+def view_of(entry: ModelEntry) -> explore.LatentView:
+    demo_of(entry)
+    with st.spinner(f"Running the demo set through {entry.label} (once per model)…"):
+        return latent_view(entry.path, entry.mtime, entry.family)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def projection(path: str, mtime: float, family: str, method: str) -> explore.Projection:
+    """A fitted projection (a resource: a UMAP reducer is large and need not be copied)."""
+    view = latent_view(path, mtime, family)
+    return explore.fit_projection(method, view.z, view.mu)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def projected(path: str, mtime: float, family: str, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """2D coordinates of the demo latents and of the class means."""
+    proj = projection(path, mtime, family, method)
+    view = latent_view(path, mtime, family)
+    return proj.transform(view.z), proj.transform(view.mu)
+
+
+def projection_of(entry: ModelEntry, method: str) -> tuple[explore.Projection, np.ndarray, np.ndarray]:
+    """The fitted projection of ``entry``'s demo latents, their 2D points and the class means'."""
+    view_of(entry)
+    message = ("Fitting UMAP (the first time on this server: compiling and fitting, this can take "
+               "a minute; later views are instant)…" if method == "umap" else "Projecting…")
+    with st.spinner(message):
+        xy, mu_xy = projected(entry.path, entry.mtime, entry.family, method)
+    return projection(entry.path, entry.mtime, entry.family, method), xy, mu_xy
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def evaluation(path: str, mtime: float, family: str, limit: int = 500) -> dict:
+    """Table-1 metrics of a model on (part of) its demo set and the default OoD sets."""
+    from ibinn.evaluate import evaluate
+
+    data = demo_data(family)
+    per_class = max(1, limit // len(data.classes))
+    index = np.concatenate([np.flatnonzero(data.labels.numpy() == c)[:per_class]
+                            for c in range(len(data.classes))])
+    return evaluate(load_model(path, mtime), data.subset(index), progress=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def samples(path: str, mtime: float, n: int, temperature: float, seed: int) -> np.ndarray:
+    """``explore.sample_grid``: classes x ``n`` samples."""
+    return explore.sample_grid(load_model(path, mtime), n, temperature=temperature, seed=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def interpolation(path: str, mtime: float, a: np.ndarray, b: np.ndarray, steps: int
+                  ) -> explore.Interpolation:
+    """``explore.interpolation`` between two uint8 images."""
+    return explore.interpolation(load_model(path, mtime), a, b, steps)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def trajectory(path: str, mtime: float, family: str, index: int, transform: str,
+               strengths: tuple[float, ...]) -> explore.Trajectory:
+    """``explore.trajectory`` of demo image ``index``, scored against the demo set's mean NLL."""
+    view = latent_view(path, mtime, family)
+    return explore.trajectory(load_model(path, mtime), demo_data(family).images[index], transform,
+                              np.asarray(strengths), view.reference_nll_mean)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def classify(path: str, mtime: float, family: str, image: np.ndarray) -> explore.LatentView:
+    """One uint8 image ``(C, H, W)`` through the model, typicality relative to the demo set."""
+    view = latent_view(path, mtime, family)
+    return explore.summarize(load_model(path, mtime), image[None],
+                             reference_nll_mean=view.reference_nll_mean)
+
+
+#: The OoD sets of the γ page per channel count: (transform, strength, label).
+OOD_SETS = {
+    1: [("inversion", 1.0, "inverted"), ("noise", 0.05, "noise ±0.05")],
+    3: [("rgb-rotation", 0.3 * math.pi, "RGB rotation 0.3π"), ("noise", 0.05, "noise ±0.05")],
+}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def ood_bits(path: str, mtime: float, family: str, transform: str, strength: float,
+             limit: int = 500) -> np.ndarray:
+    """Bits/dim of the first ``limit`` demo images after a distortion."""
+    data = demo_data(family)
+    model = load_model(path, mtime)
+    x = explore.apply_transform(model, data.images[:limit], transform, strength)
+    return model.infer(x).bits_per_dim.double().numpy()
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _figure(name: str, *args, **kwargs) -> go.Figure:
+    return getattr(figures, name)(*args, **kwargs)
+
+
+def figure(builder: Callable[..., go.Figure], *args, **kwargs) -> go.Figure:
+    """``builder(*args, **kwargs)`` from :mod:`figures`, built once per distinct arguments:
+    plotly validates every property it is given, which costs tenths of a second per figure on a
+    slow CPU and would be paid again on every rerun. (Shared, so never modify the result.)"""
+    return _figure(builder.__name__, *args, **kwargs)
+
+
+# --------------------------------------------------------------------------- widgets
+
+def image_pick(data: ibinn.ImageData, key: str, default_class: int = 0, label: str = "Image"
+               ) -> int:
+    """Class + index pickers for one demo image; returns its index in ``data``."""
+    c1, c2 = st.columns(2)
+    cls = c1.selectbox(f"{label}: class", range(len(data.classes)), index=default_class,
+                       format_func=lambda i: data.classes[i], key=f"{key}_class")
+    members = np.flatnonzero(data.labels.numpy() == cls)
+    i = c2.number_input(f"{label}: index within class", 0, len(members) - 1, 0, key=f"{key}_index")
+    return int(members[int(i)])
+
+
+def read_image(data: bytes, name: str, image_shape) -> tuple[np.ndarray, list[str]]:
+    """Decode uploaded bytes and convert them to the model's format (``explore.fit_image``).
+
+    Raises ValueError with a message for the user when the bytes are not a readable image.
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as pil:
+            pil.load()
+            return explore.fit_image(pil, image_shape)
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{name} is not an image this app can read: upload a PNG, JPEG, BMP, GIF, "
+                         f"WebP or TIFF file ({type(err).__name__}).") from err
+
+
+# --------------------------------------------------------------------------- metrics of cards
+
+#: The headline metrics shown on model cards and the γ page: key → (section, name in the report).
+HEADLINE = {"error": ("test", "error"), "bits_per_dim": ("test", "bits_per_dim"),
+            "ece": ("test", "ece"), "calibration_geo_mean": ("test", "calibration_geo_mean"),
+            "auc": ("ood_average", "auc_typicality"),
+            "entropy_increase": ("ood_average", "entropy_increase")}
+
+
+def headline(metrics: dict) -> dict[str, float | None]:
+    """The headline numbers of a model card or ``ibinn.evaluate`` report (None where unmeasured)."""
+    return {key: (metrics.get(section) or {}).get(name) for key, (section, name) in HEADLINE.items()}

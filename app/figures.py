@@ -1,0 +1,345 @@
+"""Plotly figures of the dashboard: pure functions, NumPy arrays in, ``go.Figure`` out.
+
+Images are float arrays ``(C, H, W)`` in [0, 1] (C = 1 or 3) unless stated otherwise. The figures
+set no template (Streamlit applies its theme) and draw reference lines and bands as layout shape
+dicts, not with ``add_hline`` / ``add_hrect``: plotly's validation makes those cost tenths of a
+second each on a slow CPU, which adds up on every rerun.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+PALETTE = qualitative.D3 + qualitative.Set3
+
+
+def _axis(kind: str, i: int) -> str:
+    """Plotly's name of the ``i``-th (1-based) subplot's x or y axis in shape references."""
+    return kind if i == 1 else f"{kind}{i}"
+
+
+def hband(lo: float, hi: float, i: int = 1, **style) -> dict:
+    """A horizontal band from ``lo`` to ``hi`` across subplot ``i``."""
+    return dict(type="rect", xref=f"{_axis('x', i)} domain", x0=0, x1=1, yref=_axis("y", i), y0=lo,
+                y1=hi, layer="below", line_width=0, **style)
+
+
+def hline(y: float, i: int = 1, **line) -> dict:
+    return dict(type="line", xref=f"{_axis('x', i)} domain", x0=0, x1=1, yref=_axis("y", i), y0=y, y1=y,
+                line=line)
+
+
+def vline(x: float, i: int = 1, **line) -> dict:
+    return dict(type="line", yref=f"{_axis('y', i)} domain", y0=0, y1=1, xref=_axis("x", i), x0=x, x1=x,
+                line=line)
+
+
+def class_color(k: int) -> str:
+    return PALETTE[k % len(PALETTE)]
+
+
+def to_rgb(image: np.ndarray, scale: int = 1) -> np.ndarray:
+    """A float (C, H, W) image in [0, 1] as uint8 (H·scale, W·scale, 3), for display."""
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 2:
+        img = img[None]
+    img = np.clip(img, 0, 1)
+    if img.shape[0] == 1:
+        img = np.repeat(img, 3, axis=0)
+    out = (img.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+    if scale > 1:
+        out = out.repeat(scale, axis=0).repeat(scale, axis=1)
+    return out
+
+
+def _mosaic(images: np.ndarray, pad: int = 2) -> np.ndarray:
+    """(R, S, C, H, W) → one RGB uint8 array with white gaps."""
+    r, s = images.shape[:2]
+    h, w = images.shape[-2:]
+    canvas = np.full((r * (h + pad) - pad, s * (w + pad) - pad, 3), 255, np.uint8)
+    for i in range(r):
+        for j in range(s):
+            canvas[i * (h + pad):i * (h + pad) + h, j * (w + pad):j * (w + pad) + w] = to_rgb(images[i, j])
+    return canvas
+
+
+def image_grid(images: np.ndarray, row_labels: Sequence[str] = (), col_labels: Sequence[str] = (),
+               title: str = "", cell_px: int = 56) -> go.Figure:
+    """A grid of images ``(R, S, C, H, W)`` with row and column labels (e.g. classes x samples)."""
+    images = np.asarray(images)
+    r, s = images.shape[:2]
+    h, w = images.shape[-2:]
+    pad = 2
+    fig = go.Figure(go.Image(z=_mosaic(images, pad), hoverinfo="skip"))
+    yticks = [i * (h + pad) + h / 2 for i in range(r)]
+    xticks = [j * (w + pad) + w / 2 for j in range(s)]
+    fig.update_xaxes(tickvals=xticks if col_labels else [], ticktext=list(col_labels), side="top",
+                     showgrid=False, zeroline=False)
+    fig.update_yaxes(tickvals=yticks if row_labels else [], ticktext=list(row_labels),
+                     showgrid=False, zeroline=False)
+    label_px = 110 if row_labels else 10
+    fig.update_layout(title=title or None, margin=dict(l=label_px, r=10,
+                      t=(60 if title else 30) + (20 if col_labels else 0), b=10),
+                      height=max(160, r * cell_px + (90 if title else 50)),
+                      width=min(1400, s * cell_px + label_px + 20))
+    return fig
+
+
+def latent_scatter(xy: np.ndarray, color_by: np.ndarray, classes: Sequence[str], mu_xy: np.ndarray,
+                   confidence: np.ndarray, nll: np.ndarray, bits_per_dim: np.ndarray,
+                   labels: np.ndarray, predicted: np.ndarray, axis_titles: tuple[str, str] = ("", ""),
+                   title: str = "", height: int = 560) -> go.Figure:
+    """Demo-set latents in 2D, one trace per class of ``color_by`` (-1: not drawn), class means as
+    large stars. ``customdata`` of every point starts with its index into the demo set, for
+    selection events; the hover shows true and predicted class, top posterior and NLL."""
+    fig = go.Figure()
+    idx = np.arange(len(xy))
+    for k, name in enumerate(classes):
+        m = color_by == k
+        if not m.any():
+            continue
+        custom = np.stack([idx[m], confidence[m], nll[m], bits_per_dim[m]], axis=1)
+        text = [f"true: {classes[t]}<br>predicted: {classes[p]}"
+                for t, p in zip(labels[m], predicted[m], strict=True)]
+        fig.add_trace(go.Scatter(
+            x=xy[m, 0], y=xy[m, 1], mode="markers", name=name, legendgroup=name,
+            marker=dict(size=5, color=class_color(k), opacity=0.7), customdata=custom, text=text,
+            hovertemplate="#%{customdata[0]}<br>%{text}<br>top posterior %{customdata[1]:.3f}"
+                          "<br>NLL %{customdata[2]:.1f} nats (%{customdata[3]:.3f} bits/dim)"
+                          "<extra></extra>"))
+    fig.add_trace(go.Scatter(
+        x=mu_xy[:, 0], y=mu_xy[:, 1], mode="markers+text", name="class means μ_y",
+        text=list(classes), textposition="top center", textfont=dict(size=11),
+        marker=dict(size=16, symbol="star", color=[class_color(k) for k in range(len(classes))],
+                    line=dict(width=1.5, color="black")),
+        hovertemplate="μ of %{text}<extra></extra>"))
+    fig.update_layout(title=title or None, height=height,
+                      margin=dict(l=10, r=10, t=50 if title else 36, b=10),  # room for the modebar
+                      legend=dict(itemsizing="constant"), dragmode="lasso",
+                      xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
+    return fig
+
+
+def posterior_bars(proba: np.ndarray, classes: Sequence[str], true_class: int | None = None,
+                   title: str = "Posterior q(y | x)", height: int = 260) -> go.Figure:
+    colors = [class_color(k) for k in range(len(classes))]
+    fig = go.Figure(go.Bar(x=list(classes), y=proba, marker_color=colors,
+                           marker_line=dict(width=[3 if k == true_class else 0 for k in
+                                                   range(len(classes))], color="black"),
+                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(title=title, height=height, yaxis_range=[0, 1],
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def posterior_path(t: np.ndarray, proba: np.ndarray, classes: Sequence[str], title: str = "",
+                   height: int = 260) -> go.Figure:
+    """Posterior of every class along a path (stacked areas sum to 1)."""
+    fig = go.Figure()
+    for k, name in enumerate(classes):
+        fig.add_trace(go.Scatter(x=t, y=proba[:, k], name=name, stackgroup="p", mode="lines",
+                                 line=dict(width=0.5, color=class_color(k)),
+                                 hovertemplate=f"{name}: %{{y:.3f}}<extra></extra>"))
+    fig.update_layout(title=title or None, height=height, yaxis_range=[0, 1],
+                      xaxis_title="t (0 = image A, 1 = image B)", yaxis_title="q(y | z)",
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10), hovermode="x unified")
+    return fig
+
+
+def trajectory_animation(xy: np.ndarray, labels: np.ndarray, classes: Sequence[str], mu_xy: np.ndarray,
+                         path_xy: np.ndarray, images: np.ndarray, strengths: np.ndarray,
+                         strength_label: str, axis_titles: tuple[str, str] = ("", ""),
+                         height: int = 520) -> go.Figure:
+    """Fig. 12 as an animation: the distorted image (left) and its latent point travelling
+    through the projected demo set (right), with play/pause buttons and a slider."""
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], horizontal_spacing=0.06,
+                        subplot_titles=("distorted image", "its latent, projected"))
+    fig.add_trace(go.Image(z=to_rgb(images[0], 4), hoverinfo="skip"), row=1, col=1)
+    for k, name in enumerate(classes):
+        m = labels == k
+        fig.add_trace(go.Scatter(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name,
+                                 marker=dict(size=4, color=class_color(k), opacity=0.35),
+                                 hoverinfo="skip"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=mu_xy[:, 0], y=mu_xy[:, 1], mode="markers", name="μ_y",
+                             marker=dict(size=13, symbol="star", color=[class_color(k) for k in
+                                         range(len(classes))], line=dict(width=1, color="black")),
+                             text=list(classes), hovertemplate="μ of %{text}<extra></extra>"),
+                  row=1, col=2)
+    fig.add_trace(go.Scatter(x=path_xy[:, 0], y=path_xy[:, 1], mode="lines+markers", name="path",
+                             line=dict(color="black", width=1.5), marker=dict(size=4, color="black"),
+                             customdata=strengths, hovertemplate=f"{strength_label} "
+                             "%{customdata:.3g}<extra></extra>"), row=1, col=2)
+    current = len(fig.data)
+    fig.add_trace(go.Scatter(x=path_xy[:1, 0], y=path_xy[:1, 1], mode="markers", name="current",
+                             marker=dict(size=16, color="black", symbol="x")), row=1, col=2)
+    frames, steps = [], []
+    for i, s in enumerate(strengths):
+        name = f"{i}"
+        frames.append(go.Frame(name=name, traces=[0, current], data=[
+            go.Image(z=to_rgb(images[i], 4)),
+            go.Scatter(x=path_xy[i:i + 1, 0], y=path_xy[i:i + 1, 1])]))
+        steps.append(dict(method="animate", label=f"{s:.2g}", args=[[name], dict(
+            mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))]))
+    fig.frames = frames
+    pad = 0.1 * (np.ptp(np.vstack([xy, path_xy]), axis=0) + 1e-9)
+    lo = np.vstack([xy, path_xy, mu_xy]).min(0) - pad
+    hi = np.vstack([xy, path_xy, mu_xy]).max(0) + pad
+    fig.update_xaxes(range=[lo[0], hi[0]], title_text=axis_titles[0], row=1, col=2)
+    fig.update_yaxes(range=[lo[1], hi[1]], title_text=axis_titles[1], row=1, col=2)
+    fig.update_xaxes(showticklabels=False, row=1, col=1)
+    fig.update_yaxes(showticklabels=False, row=1, col=1)
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=40, b=10),
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.08, xanchor="left",
+                          yanchor="top", showactive=False, buttons=[
+                              dict(label="▶ Play", method="animate", args=[None, dict(
+                                  frame=dict(duration=400, redraw=True), fromcurrent=True,
+                                  transition=dict(duration=0))]),
+                              dict(label="❚❚ Pause", method="animate", args=[[None], dict(
+                                  mode="immediate", frame=dict(duration=0, redraw=False))])])],
+        sliders=[dict(active=0, steps=steps, x=0.16, y=-0.04, len=0.84,
+                      currentvalue=dict(prefix=f"{strength_label}: ", xanchor="right"),
+                      pad=dict(t=30))])
+    fig.update_layout(margin=dict(b=110), height=height + 70)
+    return fig
+
+
+def trajectory_curves(strengths: np.ndarray, series: dict[str, np.ndarray],
+                      bands: dict[str, tuple[float, float]], strength_label: str,
+                      marker_at: float | None = None, height: int = 300) -> go.Figure:
+    """One panel per score vs distortion strength, the in-distribution range shaded."""
+    names = list(series)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.08)
+    shapes = []
+    for i, name in enumerate(names, start=1):
+        fig.add_trace(go.Scatter(x=strengths, y=series[name], mode="lines+markers", name=name,
+                                 line=dict(color="black"), showlegend=False,
+                                 hovertemplate=f"{strength_label} %{{x:.3g}}<br>{name} %{{y:.3g}}"
+                                               "<extra></extra>"), row=1, col=i)
+        if name in bands:
+            shapes.append(hband(*bands[name], i, fillcolor="green", opacity=0.15))
+        if marker_at is not None:
+            shapes.append(vline(marker_at, i, dash="dot", color="grey"))
+        fig.update_xaxes(title_text=strength_label, row=1, col=i)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), shapes=shapes)
+    return fig
+
+
+def gamma_axis(positions: Sequence[float], gammas: Sequence[float], modes: Sequence[str]
+               ) -> tuple[list[float], list[str]]:
+    """Tick values (log10 positions) and labels, with γ = 0 and ∞ named at the ends."""
+    ticks: dict[float, str] = {}
+    for pos, g, mode in zip(positions, gammas, modes, strict=True):
+        if mode.startswith("class-nll"):
+            label = "class-NLL"
+        elif mode == "lx-only" or g == 0:
+            label = "0"
+        elif mode == "ly-only" or math.isinf(g):
+            label = "∞"
+        else:
+            label = f"{g:g}"
+        ticks[math.log10(pos)] = label
+    return sorted(ticks), [ticks[k] for k in sorted(ticks)]
+
+
+def gamma_curves(rows: list[dict], metrics: dict[str, str], baselines: dict[str, dict] | None = None
+                 ) -> go.Figure:
+    """Metric vs γ. ``rows``: dicts with ``position`` (γ on the log axis, 0/∞ mapped to the ends),
+    ``gamma``, ``mode``, ``label`` and the metric keys; ``metrics``: key → panel title;
+    ``baselines``: name → metric values drawn as dashed horizontal lines. Metrics that no model
+    has (e.g. calibration of run folders without a card) get no panel."""
+    def measured(key: str) -> bool:
+        values = [row.get(key) for row in rows] + [b.get(key) for b in (baselines or {}).values()]
+        return any(v is not None and np.isfinite(v) for v in values)
+
+    keys = [k for k in metrics if measured(k)] or list(metrics)[:1]
+    cols = min(3, len(keys))
+    nrows = math.ceil(len(keys) / cols)
+    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=[metrics[k] for k in keys],
+                        vertical_spacing=0.18, horizontal_spacing=0.07)
+    rows = sorted(rows, key=lambda r: r["position"])
+    tickvals, ticktext = gamma_axis([r["position"] for r in rows], [r["gamma"] for r in rows],
+                                    [r["mode"] for r in rows]) if rows else ([], [])
+    shapes, notes = [], []
+    for i, key in enumerate(keys):
+        r, c = divmod(i, cols)
+        pts = [(math.log10(row["position"]), row[key], row["label"]) for row in rows
+               if row.get(key) is not None and np.isfinite(row[key])]
+        if pts:
+            x, y, text = zip(*pts, strict=True)
+            fig.add_trace(go.Scatter(x=x, y=y, text=text, mode="lines+markers", name=metrics[key],
+                                     showlegend=False, line=dict(color="#1f77b4"),
+                                     hovertemplate="%{text}<br>%{y:.4g}<extra></extra>"),
+                          row=r + 1, col=c + 1)
+        for j, (name, values) in enumerate((baselines or {}).items()):
+            if values.get(key) is not None:
+                color = class_color(j + 3)
+                shapes.append(hline(values[key], i + 1, dash="dash", color=color))
+                notes.append(dict(xref=f"{_axis('x', i + 1)} domain", x=0, yref=_axis("y", i + 1),
+                                  y=values[key], text=name, showarrow=False, xanchor="left",
+                                  yanchor="bottom", font=dict(size=10, color=color)))
+        fig.update_xaxes(tickvals=tickvals, ticktext=ticktext, title_text="γ (log scale)",
+                         row=r + 1, col=c + 1)
+    fig.update_layout(height=300 * nrows, margin=dict(l=10, r=10, t=60, b=10), shapes=shapes,
+                      annotations=[*fig.layout.annotations, *notes])
+    return fig
+
+
+def reliability_diagrams(diagrams: dict[str, dict], dashed: set[str] = frozenset()) -> go.Figure:
+    """Calibration curves (accuracy vs confidence per bin), one trace per model, diagonal = perfect;
+    the models named in ``dashed`` (discriminative baselines) are drawn dashed."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                               line=dict(dash="dash", color="grey")))
+    for j, (name, d) in enumerate(diagrams.items()):
+        counts = np.asarray(d["counts"])
+        used = counts > 0
+        fig.add_trace(go.Scatter(
+            x=np.asarray(d["confidence"])[used], y=np.asarray(d["accuracy"])[used],
+            mode="lines+markers", name=name,
+            line=dict(color=class_color(j), dash="dash" if name in dashed else "solid"),
+            customdata=counts[used],
+            hovertemplate="confidence %{x:.3f}<br>accuracy %{y:.3f}<br>%{customdata} predictions"
+                          "<extra></extra>"))
+    fig.update_layout(height=380, xaxis_title="predicted probability (bin)",
+                      yaxis_title="fraction correct", xaxis_range=[0, 1], yaxis_range=[0, 1],
+                      margin=dict(l=10, r=10, t=30, b=10), title="Reliability diagram")
+    return fig
+
+
+def histograms(values: dict[str, np.ndarray], x_title: str, title: str = "",
+               vlines: dict[str, float] | None = None, height: int = 300) -> go.Figure:
+    """Overlaid normalised histograms, e.g. bits/dim in vs out of distribution."""
+    fig = go.Figure()
+    for j, (name, v) in enumerate(values.items()):
+        fig.add_trace(go.Histogram(x=np.asarray(v), name=name, opacity=0.55, histnorm="probability",
+                                   marker_color=class_color(j), nbinsx=50))
+    vlines = vlines or {}
+    fig.update_layout(
+        shapes=[vline(x, dash="dash", color="black") for x in vlines.values()],
+        annotations=[dict(x=x, xref="x", y=1, yref="y domain", text=name, showarrow=False,
+                          yanchor="bottom") for name, x in vlines.items()])
+    fig.update_layout(barmode="overlay", height=height, title=title or None,
+                      xaxis_title=x_title, yaxis_title="share of images",
+                      margin=dict(l=10, r=10, t=50 if title or vlines else 30, b=10))
+    return fig
+
+
+def training_curves(history: list[dict], keys: dict[str, str]) -> go.Figure:
+    """Live training curves: one panel per key (e.g. loss, accuracy, bits/dim) vs step."""
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=list(keys.values()),
+                        horizontal_spacing=0.07)
+    for i, key in enumerate(keys, start=1):
+        pts = [(h["step"], h[key]) for h in history if h.get(key) is not None and "step" in h]
+        if pts:
+            x, y = zip(*pts, strict=True)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", showlegend=False,
+                                     marker=dict(size=4)), row=1, col=i)
+        fig.update_xaxes(title_text="step", row=1, col=i)
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

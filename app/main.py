@@ -1,0 +1,39 @@
+"""IB-INN Explorer dashboard: ``streamlit run app/main.py``.
+
+A multipage app (``st.navigation``), one file per page in ``app/views/`` (not ``pages/``: Streamlit would
+take that folder for an old-style multipage app and run its files without this script). The sidebar model
+selector lives here, so every page shares it through ``st.session_state``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import common` from the pages
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # `import ibinn` without install
+
+import common  # noqa: E402
+
+st.set_page_config(page_title="IB-INN Explorer", page_icon="🧭", layout="wide")
+
+# Material icons, not emoji: they come with Streamlit, so they render without an emoji font.
+PAGES = [
+    st.Page("views/models.py", title="Models", icon=":material/view_module:", default=True),
+    st.Page("views/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+    st.Page("views/interpolation.py", title="Interpolation", icon=":material/swap_horiz:"),
+    st.Page("views/sampling.py", title="Sampling", icon=":material/casino:"),
+    st.Page("views/ood.py", title="OoD trajectories", icon=":material/trending_up:"),
+    st.Page("views/gamma.py", title="γ comparison", icon=":material/show_chart:"),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/your_image.py", title="Your image", icon=":material/image:"),
+]
+
+page = st.navigation(PAGES)
+st.sidebar.title("IB-INN Explorer")
+common.model_selector()
+st.sidebar.caption("Generative classifiers trained with the Information Bottleneck "
+                   "(Ardizzone et al., NeurIPS 2020).")
+page.run()

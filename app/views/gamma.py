@@ -1,0 +1,101 @@
+"""γ comparison: metrics against γ from the model cards, calibration and OoD histograms."""
+
+from __future__ import annotations
+
+import math
+
+import common
+import figures
+import streamlit as st
+
+from ibinn.sweep import plot_position
+
+st.title("γ comparison")
+common.explain("""
+The Information-Bottleneck loss L = L_X − γ·L_Y trades two goals. **L_X** asks the network to model
+the images well (low bits/dim); **L_Y** asks it to classify well. The curves show every model of
+one data set against γ on a log axis; γ = 0 (images only) and γ = ∞ (labels only) are drawn at the
+ends, the standard generative classifier (*class-NLL*) at γ = 1/dim where the paper places it.
+
+* **error** falls as γ grows: the classifier gets sharper;
+* **bits/dim** rises: the model of the images gets worse;
+* **calibration error** (ECE, MCE, ICE, their geometric mean) usually rises: large-γ models are
+  over-confident. The **reliability diagram** shows it directly: a calibrated model lies on the
+  diagonal (of all predictions made with 80 % confidence, 80 % are right).
+* **OoD detection** (ROC-AUC of the typicality test): how well bits/dim separate real test images
+  from distorted ones; the histograms show the two distributions for the selected models.
+
+Dashed lines (in the curves and the reliability diagram) are discriminative baselines, plain
+classifiers without a likelihood, when the zoo holds one: they have no bits/dim and no typicality
+test. The curves read the metrics stored in the model cards (measured on the full test set);
+nothing is evaluated here unless you ask for it for models without a card.
+""")
+
+chosen = common.require_models()
+families = sorted({e.family for e in chosen})
+family = families[0] if len(families) == 1 else st.radio("Data set", families, horizontal=True,
+                                                         key="gamma_family")
+members = [e for e in common.all_entries() if e.family == family]
+ibinns = [e for e in members if e.kind == "ibinn"]
+baselines = [e for e in members if e.kind != "ibinn"]
+
+fill = st.toggle("Evaluate models without card metrics on 500 demo images", value=False,
+                 key="gamma_fill", help="Run-folder models only know their test error and bits/dim; "
+                 "this computes calibration and OoD scores for them (once per model, then cached).")
+
+
+def metrics_of(entry: common.ModelEntry) -> tuple[dict, str]:
+    """The card's metrics; an evaluation on the demo set only where the card lacks them."""
+    if "reliability" in entry.metrics or not fill:
+        return entry.metrics, "card" if entry.source == "zoo" else "run folder"
+    with st.spinner(f"Evaluating {entry.label} on the demo set (once)…"):
+        return common.evaluation(entry.path, entry.mtime, entry.family), "500 demo images"
+
+
+rows, sources = [], {}
+dim = math.prod(ibinns[0].image_shape) if ibinns else 1
+finite = [e.gamma for e in ibinns if e.mode == "ib" and 0 < e.gamma < math.inf]
+for e in ibinns:
+    m, sources[e.label] = metrics_of(e)
+    rows.append({"position": plot_position(e.mode, e.gamma, dim, finite), "gamma": e.gamma,
+                 "mode": e.mode, "label": e.label, **common.headline(m)})
+
+panels = {"error": "test error (%) ↓", "bits_per_dim": "bits/dim ↓", "ece": "ECE (%) ↓",
+          "calibration_geo_mean": "calibration geo. mean (%) ↓",
+          "auc": "OoD detection ROC-AUC (%) ↑", "entropy_increase": "OoD entropy increase (nats) ↑"}
+lines = {e.label: common.headline(e.metrics) for e in baselines}
+st.plotly_chart(common.figure(figures.gamma_curves, rows, panels, lines), key="gamma_curves")
+st.caption(f"{len(rows)} IB-INN models of {family}; metrics from "
+           + ", ".join(f"{k}: {v}" for k, v in sources.items()))
+if len(rows) < 2:
+    st.info("Only one model of this data set so far: train more γ values on the **Train** page "
+            "(or wait for the pretrained sweep) to see a curve.")
+
+st.subheader("Selected models")
+selected = [e for e in chosen if e.family == family]
+diagrams, dashed = {}, set()
+for e in [*selected, *baselines]:
+    m, _ = metrics_of(e)
+    if "reliability" in m:
+        diagrams[e.label] = m["reliability"]
+        if e.kind != "ibinn":
+            dashed.add(e.label)
+left, right = st.columns(2)
+with left:
+    if diagrams:
+        st.plotly_chart(common.figure(figures.reliability_diagrams, diagrams, dashed),
+                        key="gamma_reliability")
+    else:
+        st.info("No reliability diagram: the selected models' cards hold none. Switch on the "
+                "evaluation above to compute them on the demo set.")
+with right:
+    sets = common.OOD_SETS[int(selected[0].image_shape[0])]
+    which = st.selectbox("OoD set for the histograms", range(len(sets)),
+                         format_func=lambda i: sets[i][2], key="gamma_ood_set")
+    transform, strength, label = sets[which]
+    for e in selected:
+        view = common.view_of(e)
+        out = common.ood_bits(e.path, e.mtime, e.family, transform, strength)
+        st.plotly_chart(common.figure(figures.histograms, {"demo test images": view.bits_per_dim, label: out},
+                                           "bits/dim", title=e.label, height=260),
+                        key=f"gamma_hist_{e.key}")

@@ -1,0 +1,83 @@
+"""Interpolation: decoded straight lines in latent space between two images (the paper's Fig. 9)."""
+
+from __future__ import annotations
+
+import common
+import figures
+import numpy as np
+import streamlit as st
+
+st.title("Interpolation")
+common.explain("""
+Two images are encoded to latents *z_A* and *z_B*; the points on the straight line between them,
+(1 − t)·z_A + t·z_B, are decoded back into images by running the network in reverse. Each row is
+one model (Fig. 9 of the paper). Below, the stacked areas show the class posterior along the path:
+where the colour changes, the line crosses from one class's region into another's.
+
+With **small γ** the latent space is smooth and the intermediate images look plausible. With
+**large γ** the classes sit far apart with empty space between them, so the middle of the path
+decodes to images the network never learned, and the posterior flips abruptly.
+""")
+
+chosen = common.require_models()
+ref = chosen[0]
+data = common.demo_of(ref)
+same = [e for e in chosen if tuple(e.image_shape) == tuple(ref.image_shape)]
+if len(same) < len(chosen):
+    st.info("Models of another image size than the first selected one are left out: "
+            + ", ".join(e.label for e in chosen if e not in same))
+
+source = st.radio("Choose the two images by", ["class and index", "random pair", "upload"],
+                  horizontal=True, key="interp_source")
+steps = st.slider("Steps", 3, 15, 9, key="interp_steps")
+
+
+def uploaded(label: str, key: str) -> np.ndarray | None:
+    f = st.file_uploader(label, key=key)
+    if f is None:
+        return None
+    try:
+        img, notes = common.read_image(f.getvalue(), f.name, ref.image_shape)
+    except ValueError as err:
+        st.error(str(err))
+        return None
+    if notes:
+        st.caption("Converted: " + "; ".join(notes))
+    return img
+
+
+if source == "class and index":
+    a = data.images[common.image_pick(data, "interp_a", 0, "Image A")].numpy()
+    b = data.images[common.image_pick(data, "interp_b", min(1, len(data.classes) - 1), "Image B")].numpy()
+elif source == "random pair":
+    if st.button("New random pair", key="interp_random") or "interp_pair" not in st.session_state:
+        st.session_state["interp_pair"] = np.random.default_rng().choice(len(data), 2, replace=False)
+    i, j = st.session_state["interp_pair"]
+    st.caption(f"#{i} ({data.classes[data.labels[i]]}) → #{j} ({data.classes[data.labels[j]]})")
+    a, b = data.images[i].numpy(), data.images[j].numpy()
+else:
+    c1, c2 = st.columns(2)
+    with c1:
+        a = uploaded("Image A", "interp_up_a")
+    with c2:
+        b = uploaded("Image B", "interp_up_b")
+    if a is None or b is None:
+        st.info("Upload two images (any size; they are converted to the model's format).")
+        st.stop()
+
+paths = {e.key: common.interpolation(e.path, e.mtime, a, b, steps) for e in same}
+rows = np.stack([paths[e.key].images for e in same])
+t = paths[same[0].key].t
+names = [e.gamma_text for e in same]
+if len(set(names)) < len(names):
+    names = [e.label for e in same]
+st.plotly_chart(common.figure(figures.image_grid, rows, names if len(same) > 1 else [],
+                                   [f"{x:.2f}" for x in t], title="Decoded latent interpolation, t ="),
+                width="content", key="interp_grid")
+cols = st.columns(min(3, len(same)))
+for k, entry in enumerate(same):
+    with cols[k % len(cols)]:
+        title = entry.label if len(same) > 1 else "Posterior along the path"
+        st.plotly_chart(common.figure(figures.posterior_path, t, paths[entry.key].proba,
+                                      common.model_of(entry).classes, title=title),
+                        key=f"interp_post_{entry.key}")

@@ -1,0 +1,129 @@
+"""Models: the pretrained zoo (or run folders) as cards, and loading a checkpoint."""
+
+from __future__ import annotations
+
+import math
+
+import common
+import streamlit as st
+
+import ibinn
+
+st.title("Models")
+common.explain("""
+Each card is one trained network. An **IB-INN** maps an image *x* to a latent *z* of the same size;
+each class *y* owns one Gaussian blob centred on **μ_y** in that latent space. The network classifies
+by asking which blob *z* is most likely in (Bayes' rule) and, because it is invertible, it also knows
+how likely the image itself is (**bits/dim**: lower = more likely).
+
+**γ** is the knob of the Information-Bottleneck loss. Small γ (→ 0) makes a good *generative*
+model (low bits/dim, good calibration, nice samples) but a weaker classifier; large γ (→ ∞) makes a
+sharper classifier whose blobs are pushed far apart, with worse likelihoods and over-confident
+predictions. *class-NLL* is the standard generative classifier, a ResNet the purely discriminative
+baseline.
+
+The numbers on a card are measured on the test set (the full one for the bundled models):
+**test error**, **bits/dim** and **calibration**, the geometric mean of three calibration errors
+(ECE, MCE, ICE, in %; 0 = the model's confidence matches how often it is right).
+
+Choose one model or several in the sidebar: every page then shows them side by side.
+""")
+
+entries = common.all_entries()
+if not entries:
+    st.info("No models yet. The pretrained zoo (pretrained/) is empty and no run folder under "
+            "runs/ holds a model.safetensors: train one on the **Train** page, or load a checkpoint "
+            "below.")
+
+
+NBSP = "\u00a0"  # keeps "12.34 %" on one line in a narrow table
+
+
+def _fmt(value, unit: str = "", digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}f}{unit}"
+
+
+def card(entry: common.ModelEntry) -> None:
+    with st.container(border=True):
+        st.markdown(f"**{entry.label}**")
+        what = (f"{entry.gamma_text} · mode `{entry.mode}`" if entry.kind == "ibinn"
+                else f"discriminative baseline (`{entry.kind}`, no likelihood)")
+        st.caption(f"{entry.dataset_label} · {what} · preset `{entry.preset}` · from {entry.source}")
+        m = common.headline(entry.metrics)
+        # a table, not st.metric: three big metric numbers do not fit a third of the page
+        st.markdown("| test error | bits/dim | calibration |\n|:-:|:-:|:-:|\n"
+                    f"| **{_fmt(m['error'], NBSP + '%')}** | **{_fmt(m['bits_per_dim'], '', 3)}** "
+                    f"| **{_fmt(m['calibration_geo_mean'], NBSP + '%')}** |")
+        if m["auc"] is not None:
+            st.caption(f"OoD detection (typicality ROC-AUC, mean over the OoD sets): {m['auc']:.1f} %")
+        info = entry.info
+        bits = []
+        if info.get("epochs"):
+            bits.append(f"{float(info['epochs']):g} epochs")
+        if info.get("train_seconds"):
+            bits.append(f"{float(info['train_seconds']) / 60:.1f} min")
+        if info.get("device"):
+            bits.append(f"on {info['device']}")
+        if info.get("parameters"):
+            bits.append(f"{info['parameters'] / 1e6:.2f}M parameters")
+        if bits:
+            st.caption("Compute: " + ", ".join(bits))
+        if info.get("command"):
+            st.code(str(info["command"]), language="bash", wrap_lines=True)
+        if info.get("notes"):
+            st.caption(str(info["notes"]))
+        selected = st.session_state.get(common.SELECTED, [])
+        if entry.kind != "ibinn":
+            st.caption("Listed here and in the γ comparison; the latent pages need an IB-INN.")
+        elif entry.key in selected:
+            st.caption("✔ selected")
+        elif st.button("Select", key=f"select-{entry.key}"):
+            common.select_later(entry.key)
+            st.rerun()
+
+
+by_family: dict[str, list[common.ModelEntry]] = {}
+for e in entries:
+    by_family.setdefault(e.dataset_label, []).append(e)
+for family, group in by_family.items():
+    st.subheader(family)
+    cols = st.columns(3)
+    for i, e in enumerate(sorted(group, key=lambda e: (e.kind != "ibinn", e.mode != "ib", e.gamma))):
+        with cols[i % 3]:
+            card(e)
+
+st.subheader("Load a checkpoint")
+FLASH = "_models_flash"
+
+
+def load_file(path, label: str | None = None) -> None:
+    """Add a model file to the session's list; say what happened after the rerun that shows it."""
+    try:
+        entry = common.add_model_file(path, label=label)
+    except ibinn.CheckpointError as err:
+        st.error(f"Could not load the checkpoint: {err}")
+        return
+    st.session_state[FLASH] = f"Loaded {entry.label}" + (
+        "; it is now selected in the sidebar." if entry.kind == "ibinn" else " (a baseline: listed above).")
+    st.rerun()  # so that the sidebar lists the new model
+
+
+if FLASH in st.session_state:
+    st.success(st.session_state.pop(FLASH))
+left, right = st.columns(2)
+with left:
+    path = st.text_input("Path to a run folder or a .safetensors file", key="load_path")
+    if st.button("Load from path", key="load_path_button") and path:
+        load_file(path)
+with right:
+    upload = st.file_uploader("…or upload a model.safetensors", key="upload_model")
+    if upload is not None:
+        saved = common.save_upload(upload.getvalue(), upload.name)
+        if st.session_state.get("_last_upload") != str(saved):
+            st.session_state["_last_upload"] = str(saved)  # load_file reruns on success
+            load_file(saved, label=f"upload · {upload.name}")
+            del st.session_state["_last_upload"]  # failed: try again (and say why) on the next run
+        else:
+            st.caption(f"{upload.name} is loaded.")

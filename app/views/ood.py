@@ -1,0 +1,86 @@
+"""OoD trajectories: one image under a growing distortion travels out of its class (paper Fig. 12)."""
+
+from __future__ import annotations
+
+import common
+import figures
+import numpy as np
+import streamlit as st
+
+from ibinn import explore
+
+st.title("Out-of-distribution trajectories")
+common.explain("""
+One test image is distorted more and more (left of the animation, press ▶ or drag the slider) and
+every version is sent through the network. On the right, the black path is where its latent goes in
+the same 2D projection as the **Latent space** page: it leaves its class cluster, which is how the
+model notices that the image is unlike anything it was trained on (Fig. 12 of the paper).
+
+The curves below track three scores against the distortion strength; the green band is the range
+of 90 % of real demo images (5th to 95th percentile):
+
+* **bits/dim**: how unlikely the image is to the model (higher = less likely);
+* **typicality score**: |NLL − mean NLL of real images|, the test statistic used for OoD detection:
+  too *unlikely* and too *likely* are both suspicious;
+* **prediction entropy**: how unsure the classification is (log K nats = completely unsure).
+
+With **small γ** the likelihood is a good model of the data, so the typicality score rises
+clearly; with **large γ** the classifier stays confident on images it should not be sure about.
+""")
+
+chosen = common.require_models()
+entry = common.pick_one(chosen, "ood_model")
+data = common.demo_of(entry)
+view = common.view_of(entry)
+channels = int(entry.image_shape[0])
+names = explore.transforms_for(channels)
+if channels == 1:
+    st.info("This model sees **grey** images: rotating the RGB colour vector (the paper's "
+            "distortion for CIFAR-10) means nothing here, so the page offers growing **noise** and "
+            "a blend towards the **inverted** image instead.")
+
+c1, c2, c3 = st.columns([1.2, 1, 1])
+with c1:
+    index = common.image_pick(data, "ood_image", 0, "Image")
+with c2:
+    name = st.radio("Distortion", names, format_func=lambda n: explore.TRANSFORMS[n].label,
+                    key="ood_transform", horizontal=True)
+    spec = explore.TRANSFORMS[name]
+    st.caption(spec.help)
+with c3:
+    top = st.slider(f"Largest {spec.strength_label}", 0.05 * spec.max_strength, spec.max_strength,
+                    spec.max_strength if name != "noise" else 0.3, key=f"ood_max_{name}")
+    n_steps = st.slider("Steps", 5, 25, 13, key="ood_steps")
+method = st.radio("Projection", ["pca-means", "pca"], format_func=explore.PROJECTIONS.get,
+                  horizontal=True, key="ood_projection")
+
+strengths = np.linspace(0.0, top, n_steps)
+traj = common.trajectory(entry.path, entry.mtime, entry.family, index, name, tuple(strengths.tolist()))
+proj, xy, mu_xy = common.projection_of(entry, method)
+path_xy = proj.transform(traj.z)
+
+st.plotly_chart(common.figure(
+    figures.trajectory_animation, xy, view.labels, data.classes, mu_xy, path_xy, traj.images, strengths,
+    spec.strength_label, proj.axis_titles), key="ood_animation")
+
+step = st.select_slider(f"Inspect one step ({spec.strength_label})", options=list(range(n_steps)),
+                        value=n_steps - 1, format_func=lambda i: f"{strengths[i]:.3g}",
+                        key="ood_step")
+bands = {"bits/dim": explore.in_distribution_range(view.bits_per_dim),
+         "typicality score (nats)": explore.in_distribution_range(view.typicality),
+         "prediction entropy (nats)": explore.in_distribution_range(view.entropy)}
+scores = {"bits/dim": traj.bits_per_dim, "typicality score (nats)": traj.typicality,
+          "prediction entropy (nats)": traj.entropy}
+st.plotly_chart(common.figure(figures.trajectory_curves, strengths, scores, bands, spec.strength_label,
+                              marker_at=float(strengths[step])), key="ood_curves")
+
+a, b = st.columns([1, 3])
+a.image(figures.to_rgb(traj.images[step], 4), caption=f"{spec.strength_label} = {strengths[step]:.3g}")
+verdict = explore.ood_verdict(float(traj.typicality[step]), view.typicality)
+# A warning, not an error: an out-of-distribution verdict is a result, not a failure.
+(a.success if verdict.in_distribution else a.warning)(
+    f"**{verdict.label}**: typicality {verdict.score:.1f} {'≤' if verdict.in_distribution else '>'} "
+    f"threshold {verdict.threshold:.1f} (95th percentile of the demo set)")
+b.plotly_chart(common.figure(figures.posterior_bars, traj.proba[step], data.classes,
+                             int(data.labels[index])),
+               key="ood_bars")

@@ -1,0 +1,34 @@
+"""Sampling: new images drawn from each class's Gaussian (the paper's Figs. 8 and 14)."""
+
+from __future__ import annotations
+
+import common
+import figures
+import streamlit as st
+
+st.title("Sampling")
+common.explain("""
+Each row is one class *y*. A random latent is drawn around its centre, z = μ_y + T·ε with ε
+standard normal, and the network is run in reverse to turn it into an image. **T** (temperature)
+scales the randomness: T = 0 decodes the class centre itself, T = 1 is the distribution the model
+was trained for, and smaller T usually gives cleaner but less varied images. The **seed** fixes ε;
+all classes share it, so a column differs only by the class centre.
+
+What the model generates is what it "thinks" a class looks like: features it never generates do
+not help it classify. With **small γ** samples look most like real images; as **γ grows** they
+degrade, and a *class-NLL* model gives fairly generic images for every class (Fig. 14).
+""")
+
+chosen = common.require_models()
+c1, c2, c3 = st.columns(3)
+temperature = c1.slider("Temperature T", 0.0, 1.5, 0.8, 0.05, key="sample_temperature")
+seed = c2.number_input("Seed", 0, 10_000, 0, key="sample_seed")
+n = c3.slider("Samples per class", 2, 12, 8, key="sample_n")
+
+cols = st.columns(min(2, len(chosen)))
+for k, entry in enumerate(chosen):
+    grid = common.samples(entry.path, entry.mtime, int(n), float(temperature), int(seed))
+    with cols[k % len(cols)]:
+        st.plotly_chart(common.figure(figures.image_grid, grid, common.model_of(entry).classes,
+                                      title=entry.label, cell_px=44),
+                        width="content", key=f"samples_{entry.key}")

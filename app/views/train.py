@@ -1,0 +1,139 @@
+"""Train: start a training run in the background and watch it live."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import common
+import figures
+import streamlit as st
+from jobs import JobManager
+
+from ibinn.train import TrainConfig
+
+
+@st.cache_resource
+def job_manager() -> JobManager:
+    """One job manager per server: its thread outlives pages, reruns and browser sessions."""
+    return JobManager(common.APP_RUNS)
+
+
+st.title("Train a model")
+common.explain("""
+Train your own IB-INN. The run happens in the background on this server (one at a time; more are
+queued), so you can switch pages while it trains; the curves update every second. **Cancel** stops
+it after the current step and keeps a checkpoint. A finished model is written to `runs/app/<name>/`
+and appears in the sidebar's model list.
+
+Try two runs that differ only in **γ**: small γ (0.1) gives lower bits/dim but a higher error,
+large γ (10) the opposite. On a laptop CPU, the `tiny` preset on the demo data takes seconds,
+`small` on full Fashion-MNIST a few minutes per epoch.
+""")
+
+DATASETS = ["demo:fashion-mnist", "demo:cifar10", "fashion-mnist", "mnist", "cifar10", "cifar100",
+            "svhn", "imagefolder:<dir>"]
+MODES = {"ib": "IB loss with γ", "lx-only": "γ = 0 (L_X only)", "ly-only": "γ = ∞ (L_Y only)",
+         "class-nll": "class-NLL (standard generative classifier)",
+         "class-nll-reg": "class-NLL with fixed means on a hypersphere"}
+MODELS = {"ibinn": "IB-INN (generative)", "resnet": "ResNet (discriminative)",
+          "irevnet": "i-RevNet (invertible, discriminative)", "vib": "VIB (variational IB)"}
+
+manager = job_manager()
+with st.form("train_form"):
+    c1, c2, c3 = st.columns(3)
+    dataset = c1.selectbox("Data set", DATASETS, key="train_dataset",
+                           help="demo: sets are shipped (2,000 images: for trying it out); the others "
+                                "need the data under $IBINN_DATA")
+    folder = c1.text_input("Folder (for imagefolder:<dir>)", key="train_folder",
+                           help="a folder of class sub-folders, optionally split into train/ and test/")
+    mode = c2.selectbox("Loss", list(MODES), format_func=MODES.get, key="train_mode")
+    gamma_text = c2.text_input("γ (for the IB loss; 'inf' allowed)", "1", key="train_gamma")
+    preset = c3.selectbox("Preset", ["tiny", "small", "paper"], key="train_preset")
+    epochs = c3.number_input("Epochs", 0.1, 500.0, 1.0, 0.5, key="train_epochs")
+    device = c1.selectbox("Device", ["auto", "cpu", "cuda"], key="train_device")
+    name = c2.text_input("Run name", "", key="train_name", placeholder="e.g. fm-gamma-0.1")
+    model = c3.selectbox("Model", list(MODELS), format_func=MODELS.get, key="train_model",
+                         help="the IB-INN, or a discriminative baseline of the same size and budget "
+                              "(the loss and γ then only matter for VIB, whose β is set from γ)")
+    submitted = st.form_submit_button("Start training", type="primary")
+
+if submitted:
+    try:
+        gamma = float(gamma_text.strip().replace("∞", "inf"))
+        if not gamma >= 0:
+            raise ValueError("γ must be ≥ 0 or inf")
+        ds = f"imagefolder:{folder}" if dataset == "imagefolder:<dir>" else dataset
+        if dataset == "imagefolder:<dir>" and not folder:
+            raise ValueError("give the folder for imagefolder:")
+        config = TrainConfig(model=model, dataset=ds, mode=mode, gamma=gamma, preset=preset,
+                             epochs=float(epochs), device=device, checkpoint_every=10_000)
+        g = "inf" if math.isinf(gamma) else f"{gamma:g}"
+        what = model if model != "ibinn" else (mode if mode != "ib" else "gamma-" + g)
+        default = f"{ds.split(':')[-1].split('/')[-1]}-{what}-{preset}"
+        job = manager.submit(config, name or default)
+        st.success(f"Queued **{job.name}** (writes to `{job.out}`).")
+    except ValueError as err:
+        st.error(f"Invalid settings: {err}")
+
+
+def show(job) -> None:
+    with st.container(border=True):
+        top = st.columns([3, 1])
+        cfg = job.config
+        what = common.gamma_text(cfg.mode, cfg.gamma) if cfg.model == "ibinn" else MODELS[cfg.model]
+        top[0].markdown(f"**{job.name}** · {cfg.dataset} · {what} · "
+                        f"{cfg.preset} · {cfg.epochs:g} epochs · **{job.status}**")
+        if job.active and top[1].button("Cancel", key=f"cancel-{job.id}"):
+            manager.cancel(job.id)
+            st.toast(f"Cancelling {job.name}…")
+        if job.status == "failed":
+            st.error(f"**{job.error_kind}**: {job.error}")
+        latest = job.latest
+        if job.status in ("running", "queued") or latest:
+            elapsed = ((job.ended or time.time()) - job.started) if job.started else 0
+            text = (f"step {latest.get('step', 0)} / {latest.get('total_steps', '?')} · "
+                    f"{elapsed:.0f} s")
+            if "loss" in latest:
+                text += (f" · loss {latest['loss']:.3f} · acc {latest.get('acc', 0):.3f} · "
+                         f"{latest.get('bits_per_dim', float('nan')):.3f} bits/dim")
+            st.progress(job.progress if job.status != "finished" else 1.0, text=text)
+        if job.history:
+            st.plotly_chart(figures.training_curves(job.history, {
+                "loss": "loss", "acc": "training accuracy", "bits_per_dim": "bits/dim (train)",
+                "val_error": "validation error"}), key=f"curves-{job.id}-{len(job.history)}")
+        if job.status == "finished":
+            m = job.metrics
+            if job.config.model == "ibinn":
+                st.success(f"Finished: test error {100 * m.get('test_error', float('nan')):.2f} %, "
+                           f"{m.get('test_bits_per_dim', float('nan')):.3f} bits/dim. The model is in "
+                           f"the sidebar's list as `app/{job.name}`.")
+            else:  # no likelihood, no latent space: nothing for the explore pages
+                st.success(f"Finished: test error {100 * m.get('test_error', float('nan')):.2f} %. "
+                           f"A discriminative baseline has no likelihood or latent space to explore: "
+                           f"it is listed on the **Models** page and joins the **γ comparison**.")
+        elif job.status == "cancelled":
+            st.warning("Cancelled; the last checkpoint is kept in " + str(job.out))
+
+
+ANNOUNCED = "_train_announced"
+
+
+@st.fragment(run_every=1.0 if manager.active() else None)  # poll only while a job is queued or running
+def jobs_panel() -> None:
+    jobs = manager.jobs()
+    if not jobs:
+        st.caption("No training runs yet on this server.")
+        return
+    for job in reversed(jobs):
+        show(job)
+    ended = {j.id for j in jobs if not j.active}
+    if ended - st.session_state.get(ANNOUNCED, set()):
+        # a job ended: list its model in the sidebar and stop polling, with one full rerun
+        st.session_state[ANNOUNCED] = ended
+        common.discover_models.clear()
+        st.rerun(scope="app")
+
+
+st.subheader("Runs on this server")
+jobs_panel()

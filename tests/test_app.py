@@ -1,0 +1,500 @@
+"""The dashboard (app/) under ``streamlit.testing.v1.AppTest``, on the bundled pretrained models.
+
+Every page must render without an exception, show its charts and images, and react to its main
+widgets. Models, demo latents and projections are cached per process (``st.cache_resource`` /
+``st.cache_data``), so only the first page that needs a model pays for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ibinn import zoo
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = Path(__file__).resolve().parent.parent / "app" / "main.py"
+TIMEOUT = 180  # seconds per script run: the first run of a page loads and summarises a model
+PAGES = ["models", "latent", "interpolation", "sampling", "ood", "gamma", "train", "your_image"]
+
+
+def _ibinn_cards() -> list[zoo.ModelCard]:
+    return [c for c in zoo.list_models() if c.kind == "ibinn"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def app_env(tmp_path_factory) -> Iterator[None]:
+    """Training jobs write to a temporary runs folder, and the app sees only the bundled models
+    (plus ``$IBINN_MODELS`` when a developer sets it)."""
+    if not _ibinn_cards() and not os.environ.get("IBINN_MODELS"):
+        pytest.skip("no IB-INN in pretrained/ (and no $IBINN_MODELS)")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IBINN_RUNS", str(tmp_path_factory.mktemp("runs")))
+        yield
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def start(select: list[str] | None = None) -> AppTest:
+    """A fresh session on the Models page, with ``select`` chosen in the sidebar."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    if select is not None:
+        at.multiselect(key="selected_models").set_value(select).run()
+        assert_clean(at)
+    return at
+
+
+def open_page(name: str, select: list[str] | None = None) -> AppTest:
+    at = start(select)
+    at.switch_page(f"views/{name}.py").run()
+    assert_clean(at)
+    return at
+
+
+def _decode(obj):
+    """Plotly JSON with its typed arrays (``{"dtype", "bdata", "shape"}``) as NumPy arrays."""
+    if isinstance(obj, dict):
+        if "bdata" in obj and "dtype" in obj:
+            arr = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=obj["dtype"])
+            shape = obj.get("shape")
+            return arr.reshape([int(n) for n in str(shape).split(",")]) if shape else arr
+        return {k: _decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v) for v in obj]
+    return obj
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """The page's plotly figures (plotly JSON, arrays decoded) by element key."""
+    return {c.key: _decode(json.loads(c.proto.spec)) for c in at.get("plotly_chart")}
+
+
+def image_of(fig: dict) -> np.ndarray:
+    """The pixels of a figure's first trace (an image grid)."""
+    return np.asarray(fig["data"][0]["z"])
+
+
+def n_points(fig: dict) -> int:
+    """Image points of a latent scatter (every trace but the last, the class means)."""
+    return sum(len(t["x"]) for t in fig["data"][:-1])
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for kind in ("markdown", "caption", "info", "success", "warning", "error")
+             for m in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def png(width: int, height: int, mode: str = "RGB") -> bytes:
+    rng = np.random.default_rng(0)
+    channels = {"RGB": 3, "RGBA": 4}.get(mode)
+    shape = (height, width, channels) if channels else (height, width)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def two_models(at: AppTest) -> list[str]:
+    """Two models of the same data set: the first two bundled ones, or the first two listed."""
+    by_family: dict[str, list[str]] = {}
+    for card in _ibinn_cards():
+        by_family.setdefault(card.family, []).append(card.name)
+    pairs = [names[:2] for names in by_family.values() if len(names) >= 2]
+    if pairs:
+        return pairs[0]
+    options = at.multiselect(key="selected_models").options
+    if len(options) < 2:
+        pytest.skip("needs two IB-INN models")
+    return [*options[:2]]
+
+
+def select_points(at: AppTest, chart_key: str, indices: list[int]) -> AppTest:
+    """Simulate a click / lasso on a plotly chart: AppTest has no API for plotly selection events,
+    so the selection is sent as the chart's widget state, as the browser sends it."""
+    chart = next(c for c in at.get("plotly_chart") if c.key == chart_key)
+    points = [{"curve_number": 0, "point_number": k, "point_index": k, "x": 0.0, "y": 0.0,
+               "customdata": [i, 0.5, 1.0, 1.0]} for k, i in enumerate(indices)]
+    states = at._tree.get_widget_states()
+    state = states.widgets.add()
+    state.id = chart.proto.id
+    selection = {"points": points, "point_indices": list(range(len(points))), "box": [], "lasso": []}
+    state.string_value = json.dumps({"selection": selection})
+    return at._run(states)
+
+
+# --------------------------------------------------------------------------- every page
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_renders(name: str) -> None:
+    at = open_page(name)
+    assert at.title and at.title[0].value  # the page itself ran, not only the sidebar
+    assert at.expander and at.expander[0].label == "What am I looking at?"
+    assert at.sidebar.multiselect, "the shared model selector is missing"
+    needs_charts = {"latent": 1, "interpolation": 2, "sampling": 1, "ood": 3, "gamma": 2, "your_image": 2}
+    assert len(at.get("plotly_chart")) >= needs_charts.get(name, 0)
+    if name in ("ood", "your_image"):
+        assert at.image, "the page shows no image"
+
+
+# --------------------------------------------------------------------------- Models
+
+def test_models_page_lists_the_zoo_as_cards() -> None:
+    at = open_page("models")
+    body = texts(at)
+    for card in zoo.list_models():
+        assert card.name in body
+    assert "| test error | bits/dim |" in body
+    if len(_ibinn_cards()) >= 1:
+        # the default selection is the bundled γ = 1 model when there is one
+        default = next((c.name for c in _ibinn_cards() if c.mode == "ib" and c.gamma == 1), None)
+        if default:
+            assert at.multiselect(key="selected_models").value == [default]
+
+
+def test_models_page_select_button_adds_to_the_selection() -> None:
+    at = open_page("models")
+    buttons = [b for b in at.button if b.key and b.key.startswith("select-")]
+    if not buttons:
+        pytest.skip("every model is already selected")
+    before = list(at.multiselect(key="selected_models").value)
+    buttons[0].click().run()
+    assert_clean(at)
+    after = at.multiselect(key="selected_models").value
+    assert len(after) == len(before) + 1
+
+
+def test_models_page_rejects_a_file_that_is_no_model() -> None:
+    at = open_page("models")
+    at.text_input(key="load_path").set_value(str(APP))
+    at.button(key="load_path_button").click().run()
+    assert not at.exception
+    assert any("Could not load the checkpoint" in e.value for e in at.error)
+    upload = ("model.safetensors", b"not a model", "application/octet-stream")
+    at.file_uploader(key="upload_model").set_value(upload).run()
+    assert any("Could not load the checkpoint" in e.value for e in at.error)
+
+
+def test_models_page_loads_a_checkpoint_from_a_path() -> None:
+    cards = _ibinn_cards()
+    if not cards:
+        pytest.skip("no bundled IB-INN")
+    at = open_page("models", select=[])
+    at.text_input(key="load_path").set_value(str(cards[-1].path))
+    at.button(key="load_path_button").click().run()
+    assert_clean(at)
+    assert at.multiselect(key="selected_models").value == [cards[-1].name]
+    assert any("Loaded" in s.value for s in at.success)
+
+
+def test_pages_ask_for_a_model_when_none_is_selected() -> None:
+    at = open_page("latent", select=[])
+    assert any("Choose a model" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+
+
+# --------------------------------------------------------------------------- Latent space
+
+def test_latent_page_projections_and_colouring() -> None:
+    at = open_page("latent")
+    (fig,) = charts(at).values()
+    assert "(of μ_y)" in fig["layout"]["xaxis"]["title"]["text"]
+    assert fig["data"][-1]["name"] == "class means μ_y" and len(fig["data"]) >= 3
+    assert n_points(fig) == 2000
+    assert "NLL" in fig["data"][0]["hovertemplate"]
+
+    at.radio(key="latent_projection").set_value("pca").run()
+    assert_clean(at)
+    (fig_pca,) = charts(at).values()
+    assert fig_pca["layout"]["xaxis"]["title"]["text"].startswith("PC 1")
+    assert not np.allclose(fig_pca["data"][0]["x"][:5], fig["data"][0]["x"][:5])
+
+    at.radio(key="latent_color").set_value("predicted class").run()
+    at.select_slider(key="latent_points").set_value(500).run()
+    assert_clean(at)
+    (fig_pred,) = charts(at).values()
+    assert n_points(fig_pred) == 500
+
+
+def test_latent_page_selection_opens_the_detail_panel() -> None:
+    at = open_page("latent")
+    key = next(iter(charts(at)))
+    assert "Click a point" in texts(at)
+    select_points(at, key, [7])
+    assert_clean(at)
+    assert at.image and "#7" in at.image[0].captions[0]
+    assert {m.label for m in at.metric} >= {"NLL", "typicality score"}
+    assert any(k.startswith("bars-") for k in charts(at))
+
+    select_points(at, key, [3, 9, 12])
+    assert_clean(at)
+    assert "3 points selected" in texts(at)
+    assert any(k.startswith("thumbs-") for k in charts(at))
+
+
+def test_latent_page_small_multiples() -> None:
+    at = start()
+    models = two_models(at)
+    at = open_page("latent", select=models)
+    figs = charts(at)
+    assert len(figs) == 2
+    titles = {f["layout"]["title"]["text"] for f in figs.values()}
+    assert len(titles) == 2 and all(titles)
+
+
+@pytest.mark.slow
+def test_latent_page_umap() -> None:
+    at = open_page("latent")
+    at.radio(key="latent_projection").set_value("umap").run(timeout=600)
+    assert_clean(at)
+    (fig,) = charts(at).values()
+    assert fig["layout"]["xaxis"]["title"]["text"] == "UMAP 1"
+
+
+# --------------------------------------------------------------------------- Interpolation
+
+def test_interpolation_page_reacts_to_steps_and_images() -> None:
+    at = open_page("interpolation")
+    grid = charts(at)["interp_grid"]
+    assert len(grid["layout"]["xaxis"]["ticktext"]) == 9
+    at.slider(key="interp_steps").set_value(5).run()
+    assert_clean(at)
+    assert len(charts(at)["interp_grid"]["layout"]["xaxis"]["ticktext"]) == 5
+    before = image_of(charts(at)["interp_grid"])
+    at.selectbox(key="interp_b_class").set_value(2).run()
+    assert_clean(at)
+    assert not np.array_equal(image_of(charts(at)["interp_grid"]), before)
+
+    at.radio(key="interp_source").set_value("random pair").run()
+    assert_clean(at)
+    assert "interp_grid" in charts(at)
+
+
+def test_interpolation_page_uploads() -> None:
+    at = open_page("interpolation")
+    at.radio(key="interp_source").set_value("upload").run()
+    assert any("Upload two images" in i.value for i in at.info)
+    at.file_uploader(key="interp_up_a").set_value(("a.png", png(40, 30), "image/png"))
+    at.file_uploader(key="interp_up_b").set_value(("b.txt", b"hello", "text/plain"))
+    at.run()
+    assert not at.exception
+    assert any("is not an image" in e.value for e in at.error)
+    at.file_uploader(key="interp_up_b").set_value(("b.png", png(28, 28, "L"), "image/png"))
+    at.run()
+    assert_clean(at)
+    assert "interp_grid" in charts(at)
+
+
+def test_interpolation_page_one_row_per_model() -> None:
+    at = start()
+    models = two_models(at)
+    at = open_page("interpolation", select=models)
+    grid = charts(at)["interp_grid"]
+    assert len(grid["layout"]["yaxis"]["ticktext"]) == 2
+    assert len([k for k in charts(at) if k.startswith("interp_post_")]) == 2
+
+
+# --------------------------------------------------------------------------- Sampling
+
+def test_sampling_page_temperature_and_seed() -> None:
+    at = open_page("sampling")
+    ((key, fig),) = charts(at).items()
+    first = image_of(fig)
+    at.slider(key="sample_temperature").set_value(0.3).run()
+    assert_clean(at)
+    second = image_of(charts(at)[key])
+    assert first.shape == second.shape and not np.array_equal(first, second)
+    at.number_input(key="sample_seed").set_value(5).run()
+    assert_clean(at)
+    assert not np.array_equal(image_of(charts(at)[key]), second)
+    at.slider(key="sample_n").set_value(3).run()
+    assert_clean(at)
+    assert image_of(charts(at)[key]).shape[1] < second.shape[1]
+
+
+def test_sampling_page_one_grid_per_model() -> None:
+    at = start()
+    at = open_page("sampling", select=two_models(at))
+    assert len(charts(at)) == 2
+
+
+# --------------------------------------------------------------------------- OoD trajectories
+
+def test_ood_page_strength_transform_and_image() -> None:
+    at = open_page("ood")
+    figs = charts(at)
+    assert set(figs) >= {"ood_animation", "ood_curves", "ood_bars"}
+    bands = [s for s in figs["ood_curves"]["layout"]["shapes"] if s["type"] == "rect"]
+    assert len(bands) == 3, "the in-distribution ranges are not shaded"
+    animation = figs["ood_animation"]
+    assert len(animation["frames"]) == 13
+    assert animation["layout"]["updatemenus"] and animation["layout"]["sliders"]
+    names = at.radio(key="ood_transform").options
+    if at.multiselect(key="selected_models").value and "RGB rotation" not in names:
+        assert "grey" in texts(at)  # grey data sets say why there is no RGB rotation
+
+    at.slider(key="ood_steps").set_value(7).run()
+    assert_clean(at)
+    assert len(charts(at)["ood_animation"]["frames"]) == 7
+    transform = at.radio(key="ood_transform")
+    strength_key = f"ood_max_{'noise' if 'Uniform noise' in transform.options else 'inversion'}"
+    transform.set_value(transform.options[-1] if "Uniform noise" not in transform.options
+                        else "Uniform noise").run()
+    assert_clean(at)
+    at.slider(key=strength_key).set_value(0.1).run()
+    assert_clean(at)
+    before = charts(at)["ood_curves"]["data"][0]["y"]
+    at.selectbox(key="ood_image_class").set_value(3).run()
+    assert_clean(at)
+    assert not np.allclose(charts(at)["ood_curves"]["data"][0]["y"], before)
+    at.select_slider(key="ood_step").set_value(0).run()
+    assert_clean(at)
+    verdict = " ".join(v.value for v in [*at.success, *at.warning])
+    assert at.image and "typicality" in verdict and "95th percentile" in verdict
+
+
+# --------------------------------------------------------------------------- γ comparison
+
+def test_gamma_page_uses_the_cards_without_evaluating(monkeypatch) -> None:
+    import ibinn.evaluate
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the γ page evaluated a model although its card holds the metrics")
+
+    monkeypatch.setattr(ibinn.evaluate, "evaluate", refuse)
+    at = open_page("gamma")
+    figs = charts(at)
+    curves = figs["gamma_curves"]
+    ibinn_cards = [c for c in _ibinn_cards() if c.family == "fashion-mnist"]
+    if ibinn_cards:
+        assert max(len(t["x"]) for t in curves["data"]) == len(ibinn_cards)  # one point per model
+        assert "gamma_reliability" in figs
+    if any(c.kind != "ibinn" for c in zoo.list_models()):
+        shapes = curves["layout"].get("shapes", [])
+        assert any(s.get("line", {}).get("dash") == "dash" for s in shapes), "no baseline drawn"
+    hist = [k for k in figs if k.startswith("gamma_hist_")]
+    assert len(hist) == len(at.multiselect(key="selected_models").value)
+
+    before = figs[hist[0]]["data"][1]["x"]
+    at.selectbox(key="gamma_ood_set").set_value(1).run()
+    assert_clean(at)
+    assert not np.array_equal(charts(at)[hist[0]]["data"][1]["x"], before)
+
+
+# --------------------------------------------------------------------------- Train
+
+def _wait_for(at: AppTest, name: str, status: str, limit: float = 240.0) -> None:
+    """Rerun the page (as its 1 s fragment does in a browser) until job ``name`` shows ``status``
+    (the job list is per server, so earlier tests' jobs are listed too)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if any(m.value.startswith(f"**{name}** ") and m.value.endswith(f"**{status}**")
+               for m in at.markdown):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"job {name} did not reach {status!r} in {limit:.0f} s: {texts(at)}")
+
+
+def _submit(at: AppTest, name: str, epochs: float, dataset: str = "demo:fashion-mnist",
+            folder: str = "", gamma: str = "1", model: str = "ibinn") -> None:
+    at.selectbox(key="train_dataset").set_value(dataset)
+    at.selectbox(key="train_model").set_value(model)
+    at.text_input(key="train_folder").set_value(folder)
+    at.text_input(key="train_gamma").set_value(gamma)
+    at.selectbox(key="train_preset").set_value("tiny")
+    at.number_input(key="train_epochs").set_value(epochs)
+    at.selectbox(key="train_device").set_value("cpu")
+    at.text_input(key="train_name").set_value(name)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_train_page_runs_a_job_and_lists_its_model() -> None:
+    at = open_page("train")
+    _submit(at, "apptest-tiny", 0.1)
+    assert any("Queued **apptest-tiny**" in s.value for s in at.success)
+    _wait_for(at, "apptest-tiny", "finished")
+    assert any("Finished: test error" in s.value for s in at.success)
+    assert any(k.startswith("curves-") for k in charts(at))
+    options = at.multiselect(key="selected_models").options
+    assert any("apptest-tiny" in o for o in options), options
+
+
+def test_train_page_trains_a_baseline() -> None:
+    at = open_page("train")
+    _submit(at, "apptest-resnet", 0.1, model="resnet")
+    _wait_for(at, "apptest-resnet", "finished")
+    assert any("ResNet (discriminative)" in m.value for m in at.markdown)
+    assert any("discriminative baseline has no likelihood" in s.value for s in at.success)
+
+
+def test_train_page_cancels_a_job() -> None:
+    at = open_page("train")
+    _submit(at, "apptest-cancel", 500.0)  # long enough never to finish first
+    deadline = time.monotonic() + 120
+    while not (buttons := [b for b in at.button if b.key and b.key.startswith("cancel-")]):
+        assert time.monotonic() < deadline, "no Cancel button"
+        at.run()
+    buttons[0].click().run()  # the newest job is listed first
+    _wait_for(at, "apptest-cancel", "cancelled")
+    assert any("Cancelled" in w.value for w in at.warning)
+
+
+def test_train_page_reports_bad_settings_and_missing_data() -> None:
+    at = open_page("train")
+    _submit(at, "apptest-bad-gamma", 0.1, gamma="minus one")
+    assert any("Invalid settings" in e.value for e in at.error)
+    _submit(at, "apptest-no-data", 0.1, dataset="imagefolder:<dir>", folder="/nonexistent/images")
+    _wait_for(at, "apptest-no-data", "failed")
+    assert any("data missing" in e.value for e in at.error), [e.value for e in at.error]
+
+
+# --------------------------------------------------------------------------- Your image
+
+def test_your_image_page_demo_image_and_threshold() -> None:
+    at = open_page("your_image")
+    assert any("demo test image" in i.value for i in at.info)
+    verdict = (at.success or at.warning)[0].value
+    assert "typicality score" in verdict and "95th percentile" in verdict
+    at.slider(key="yours_quantile").set_value(80.0).run()
+    assert_clean(at)
+    assert "80th percentile" in (at.success or at.warning)[0].value
+    bars = charts(at)["yours_bars"]["data"][0]["y"]
+    at.selectbox(key="yours_demo_class").set_value(1).run()
+    assert_clean(at)
+    assert not np.allclose(charts(at)["yours_bars"]["data"][0]["y"], bars)
+
+
+def test_your_image_page_converts_an_upload() -> None:
+    at = open_page("your_image")
+    at.file_uploader(key="yours_upload").set_value(("photo.png", png(64, 48, "RGBA"), "image/png")).run()
+    assert_clean(at)
+    notice = " ".join(i.value for i in at.info)
+    assert "Converted for the model" in notice and "resized from 64×48" in notice
+    assert at.image and len(charts(at)) == 2
+    at.checkbox(key="yours_invert").check().run()
+    assert "colours inverted" in " ".join(i.value for i in at.info)
+
+
+def test_your_image_page_rejects_a_file_that_is_no_image() -> None:
+    at = open_page("your_image")
+    at.file_uploader(key="yours_upload").set_value(("notes.txt", b"just some text", "text/plain")).run()
+    assert not at.exception
+    assert any("notes.txt is not an image" in e.value for e in at.error)
+    assert not at.get("plotly_chart")

@@ -1,0 +1,154 @@
+"""The dashboard in a real browser: ``streamlit run app/main.py`` and headless Chromium (Selenium).
+
+Every page is loaded, its plotly charts must draw, and no exception, error box or "Traceback" /
+"Error" text may appear. A screenshot of each page goes to ``$IBINN_SCREENSHOTS`` (default: a
+temporary folder, printed). Skips when Chromium, chromedriver or Selenium are missing (Debian:
+``apt-get install -y chromium chromium-driver``; ``.ci/run`` installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ibinn import zoo
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+#: url path → number of plotly charts the page draws with the default selection (one model).
+PAGES = {"": 0, "latent": 1, "interpolation": 2, "sampling": 1, "ood": 3, "gamma": 2, "train": 0,
+         "your_image": 2}
+PAGE_TIMEOUT = 180  # seconds: the first page to use a model loads it and runs the demo set through it
+
+pytestmark = [
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="chromium / chromedriver not installed"),
+    pytest.mark.slow,
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    """The app served on a free port; yields its base URL."""
+    if not any(c.kind == "ibinn" for c in zoo.list_models()) and not os.environ.get("IBINN_MODELS"):
+        pytest.skip("no IB-INN in pretrained/ (and no $IBINN_MODELS)")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    env = {**os.environ, "IBINN_RUNS": str(tmp_path_factory.mktemp("runs"))}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "main.py"),
+           "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start:\n{log.read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1500,2200",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("IBINN_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots: {folder}")
+    return folder
+
+
+class Settled:
+    """Wait condition: the script run has finished (no "running" icon, no spinner, no stale
+    element), the page's element count held still for one poll, and ``expected`` charts drew."""
+
+    def __init__(self, expected: int):
+        self.expected = expected
+        self.last = -1
+
+    def __call__(self, driver) -> bool:
+        from selenium.webdriver.common.by import By
+
+        if driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'):
+            return True  # no point waiting: the test reports it
+        busy = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidgetRunningIcon"], '
+                                                     '[data-testid="stSpinner"], [data-stale="true"]')
+        count = len(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stElementContainer"]'))
+        steady, self.last = count == self.last, count
+        if busy or not steady or not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMain"] h1'):
+            return False
+        charts = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
+        return sum(1 for c in charts if c.find_elements(By.CSS_SELECTOR, ".main-svg")) >= self.expected
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_page_in_chromium(path: str, server: str, browser, screenshots: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{server}/{path}")
+    WebDriverWait(browser, PAGE_TIMEOUT, poll_frequency=0.5).until(Settled(PAGES[path]))
+    time.sleep(1.0)  # let plotly finish its layout before the screenshot
+    shot = screenshots / f"{path or 'models'}.png"
+    browser.save_screenshot(str(shot))
+
+    exceptions = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    assert not exceptions, exceptions[0].text
+    errors = [e.text for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')]
+    assert not errors, errors
+    text = browser.find_element(By.TAG_NAME, "body").text
+    for word in ("Traceback", "Error"):
+        assert word not in text, f"{word!r} on /{path}: see {shot}"
+    charts = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
+    assert len(charts) >= PAGES[path]
+    for chart in charts:  # drawn with real size, not an empty box
+        assert chart.size["width"] > 100 and chart.size["height"] > 100, chart.size
+    if path in ("ood", "your_image", ""):
+        assert browser.find_elements(By.CSS_SELECTOR, '[data-testid="stExpander"]')
