@@ -31,6 +31,7 @@ UPLOADS = Path(tempfile.gettempdir()) / "ibinn-app-uploads"
 SELECTED = "selected_models"
 EXTRA = "extra_model_paths"
 PENDING = "_selection_pending"
+QUERY = "model"  #: ``?model=fashion-mnist/gamma-1&model=...`` opens the app on these models
 
 _FAMILY_LABELS = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10",
                   "cifar100": "CIFAR-100", "svhn": "SVHN"}
@@ -256,11 +257,14 @@ def model_selector() -> list[ModelEntry]:
     """The sidebar multiselect shared by every page (``st.session_state["selected_models"]``)."""
     entries = loadable(all_entries())
     by_key = {e.key: e for e in entries}
-    if SELECTED not in st.session_state:
-        st.session_state[SELECTED] = _default_selection(entries)
+    if SELECTED not in st.session_state:  # a new session: the link's models, else the default
+        linked = [k for k in st.query_params.get_all(QUERY) if k in by_key]
+        st.session_state[SELECTED] = linked or _default_selection(entries)
     wanted = [*st.session_state[SELECTED], *st.session_state.pop(PENDING, [])]
     # keep only models that still exist, each once
     st.session_state[SELECTED] = [k for k in dict.fromkeys(wanted) if k in by_key]
+    if st.query_params.get_all(QUERY) != st.session_state[SELECTED]:
+        st.query_params[QUERY] = st.session_state[SELECTED]  # the address bar shares this choice
     st.sidebar.multiselect(
         "Models", options=list(by_key), key=SELECTED, format_func=lambda k: by_key[k].label,
         help="One model, or several to compare side by side. Every page uses this choice.")

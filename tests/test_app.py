@@ -109,6 +109,19 @@ def png(width: int, height: int, mode: str = "RGB") -> bytes:
     return buf.getvalue()
 
 
+def test_selection_is_shared_through_the_address_bar() -> None:
+    names = [c.name for c in _ibinn_cards()][1::-1]  # two models, not in the default order
+    if len(names) < 2:
+        pytest.skip("needs two bundled IB-INN models")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["model"] = names
+    at.run()
+    assert_clean(at)
+    assert at.multiselect(key="selected_models").value == names
+    at.multiselect(key="selected_models").set_value(names[:1]).run()
+    assert at.query_params["model"] in (names[:1], names[0])
+
+
 def two_models(at: AppTest) -> list[str]:
     """Two models of the same data set: the first two bundled ones, or the first two listed."""
     by_family: dict[str, list[str]] = {}
@@ -252,8 +265,9 @@ def test_latent_page_small_multiples() -> None:
     at = open_page("latent", select=models)
     figs = charts(at)
     assert len(figs) == 2
-    titles = {f["layout"]["title"]["text"] for f in figs.values()}
-    assert len(titles) == 2 and all(titles)
+    assert set(figs) == {f"sel-{m}-pca-means" for m in models}  # one chart per model
+    labels = [m.value for m in at.markdown]
+    assert all(any(m in label for label in labels) for m in models)  # each titled by its model
 
 
 @pytest.mark.slow

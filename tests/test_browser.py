@@ -128,15 +128,14 @@ class Settled:
         return sum(1 for c in charts if c.find_elements(By.CSS_SELECTOR, ".main-svg")) >= self.expected
 
 
-@pytest.mark.parametrize("path", list(PAGES))
-def test_page_in_chromium(path: str, server: str, browser, screenshots: Path) -> None:
+def load_page(browser, url: str, expected_charts: int, shot: Path) -> None:
+    """Open ``url``, wait until it settles, save a screenshot, and fail on any error shown."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.get(f"{server}/{path}")
-    WebDriverWait(browser, PAGE_TIMEOUT, poll_frequency=0.5).until(Settled(PAGES[path]))
+    browser.get(url)
+    WebDriverWait(browser, PAGE_TIMEOUT, poll_frequency=0.5).until(Settled(expected_charts))
     time.sleep(1.0)  # let plotly finish its layout before the screenshot
-    shot = screenshots / f"{path or 'models'}.png"
     browser.save_screenshot(str(shot))
 
     exceptions = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
@@ -145,10 +144,33 @@ def test_page_in_chromium(path: str, server: str, browser, screenshots: Path) ->
     assert not errors, errors
     text = browser.find_element(By.TAG_NAME, "body").text
     for word in ("Traceback", "Error"):
-        assert word not in text, f"{word!r} on /{path}: see {shot}"
+        assert word not in text, f"{word!r} on {url}: see {shot}"
     charts = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
-    assert len(charts) >= PAGES[path]
+    assert len(charts) >= expected_charts
     for chart in charts:  # drawn with real size, not an empty box
         assert chart.size["width"] > 100 and chart.size["height"] > 100, chart.size
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_page_in_chromium(path: str, server: str, browser, screenshots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    load_page(browser, f"{server}/{path}", PAGES[path], screenshots / f"{path or 'models'}.png")
     if path in ("ood", "your_image", ""):
         assert browser.find_elements(By.CSS_SELECTOR, '[data-testid="stExpander"]')
+
+
+#: url path → plotly charts per compared model
+COMPARED = {"latent": 1, "interpolation": 1, "sampling": 1}
+
+
+@pytest.mark.parametrize("path", list(COMPARED))
+def test_comparison_in_chromium(path: str, server: str, browser, screenshots: Path) -> None:
+    """Three bundled models side by side, chosen through the address bar (``?model=...``)."""
+    names = [c.name for c in zoo.list_models() if c.kind == "ibinn"][:3]
+    if len(names) < 2:
+        pytest.skip("needs two bundled IB-INN models")
+    query = "&".join(f"model={name}" for name in names)
+    load_page(browser, f"{server}/{path}?{query}", COMPARED[path] * len(names),
+              screenshots / f"compare-{path}.png")
+

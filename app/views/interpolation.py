@@ -77,7 +77,8 @@ st.plotly_chart(common.figure(figures.image_grid, rows, names if len(same) > 1 e
 cols = st.columns(min(3, len(same)))
 for k, entry in enumerate(same):
     with cols[k % len(cols)]:
-        title = entry.label if len(same) > 1 else "Posterior along the path"
+        # the title above the chart, not in it: the chart's toolbar would cover it in a narrow column
+        st.markdown(f"**Posterior along the path**{': ' + entry.label if len(same) > 1 else ''}")
         st.plotly_chart(common.figure(figures.posterior_path, t, paths[entry.key].proba,
-                                      common.model_of(entry).classes, title=title),
+                                      common.model_of(entry).classes, title=""),
                         key=f"interp_post_{entry.key}")

@@ -53,10 +53,12 @@ def panel(entry: common.ModelEntry, height: int, single: bool) -> None:
         hidden = np.ones(len(xy), bool)
         hidden[np.linspace(0, len(xy) - 1, n_show).astype(int)] = False
         by = np.where(hidden, -1, by)
+    if not single:  # the title above the chart, not in it: the toolbar would cover it
+        st.markdown(f"**{entry.label}**")
     fig = common.figure(
         figures.latent_scatter, xy, by, data.classes, mu_xy, view.confidence, -view.log_likelihood,
         view.bits_per_dim, view.labels, view.predicted, proj.axis_titles,
-        title="" if single else entry.label, height=height)
+        title="", height=height)
     # The figure must not depend on the selection: a changed figure is a new widget, which would
     # drop the selection it was made with.
     event = st.plotly_chart(fig, key=f"sel-{entry.key}-{method}", on_select="rerun",
