@@ -391,6 +391,12 @@ def samples(path: str, mtime: float, n: int, temperature: float, seed: int) -> n
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
+def separation(path: str, mtime: float) -> tuple[float, float]:
+    """``explore.class_separation``: mean distance between class centres, and the noise's length."""
+    return explore.class_separation(load_model(path, mtime))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
 def interpolation(path: str, mtime: float, a: np.ndarray, b: np.ndarray, steps: int
                   ) -> explore.Interpolation:
     """``explore.interpolation`` between two uint8 images."""

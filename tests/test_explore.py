@@ -94,3 +94,21 @@ def test_transforms_are_those_of_ibinn_ood(tiny_grey, demo_fm):
     noisy = explore.apply_transform(tiny_grey, x, "noise", 0.1, seed=3)
     assert torch.equal(noisy, ood.uniform_noise(x, 0.1, seed=3))
     assert math.isclose(explore.TRANSFORMS["rgb-rotation"].max_strength, math.pi)
+
+
+def test_class_separation_is_the_mean_distance_between_centres(tiny_grey):
+    mu = torch.zeros_like(tiny_grey.mu)
+    mu[1, 0], mu[2, 1] = 3.0, 4.0  # centres 0, 3·e0, 4·e1 and the rest at 0
+    with torch.no_grad():
+        saved = tiny_grey.mu.clone()
+        tiny_grey.mu.copy_(mu)
+        try:
+            apart, noise = explore.class_separation(tiny_grey)
+        finally:
+            tiny_grey.mu.copy_(saved)
+    k = mu.shape[0]
+    # pairs: 0–1 3, 0–2 4, 1–2 5; each of the k−3 other centres (at 0) to 1 and 2: 3 and 4;
+    # the others among themselves and to centre 0: 0
+    total = 3 + 4 + 5 + (k - 3) * (3 + 4)
+    assert apart == pytest.approx(total / (k * (k - 1) / 2))
+    assert noise == pytest.approx(math.sqrt(mu.shape[1]))

@@ -16,7 +16,13 @@ all classes share it, so a column differs only by the class centre.
 
 What the model generates is what it "thinks" a class looks like: features it never generates do
 not help it classify. With **small γ** samples look most like real images; as **γ grows** they
-degrade, and a *class-NLL* model gives fairly generic images for every class (Fig. 14).
+degrade (Fig. 14).
+
+Whether rows differ depends on how far apart the class centres lie compared with the noise: ε has
+a length of about √dim (28 for a 28×28 image), so centres only a few units apart give rows that
+look nearly alike, even when the model classifies well (it needs only those few directions). The
+caption under each grid gives both numbers. The paper saw that for *class-NLL* models on CIFAR-10
+(their class components collapse); read the captions to see which of your models it applies to.
 """)
 
 chosen = common.require_models()
@@ -32,3 +38,5 @@ for k, entry in enumerate(chosen):
         st.plotly_chart(common.figure(figures.image_grid, grid, common.model_of(entry).classes,
                                       title=entry.label, cell_px=44),
                         width="content", key=f"samples_{entry.key}")
+        apart, noise = common.separation(entry.path, entry.mtime)
+        st.caption(f"Class centres lie {apart:.1f} apart on average; the noise ε is ≈ {noise:.0f} long.")
