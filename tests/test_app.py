@@ -20,8 +20,10 @@ import pytest
 from PIL import Image
 
 from ibinn import zoo
+from ibinn.train import TrainConfig, train
 
 pytest.importorskip("streamlit")
+import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 APP = Path(__file__).resolve().parent.parent / "app" / "main.py"
@@ -348,6 +350,40 @@ def test_sampling_page_one_grid_per_model() -> None:
 
 
 # --------------------------------------------------------------------------- OoD trajectories
+
+@pytest.fixture(scope="module")
+def rgb_models(tmp_path_factory) -> Path:
+    """A folder with a tiny IB-INN trained for a few steps on the CIFAR-10 demo images: no RGB
+    model is bundled yet, and the RGB-only parts of the pages need one."""
+    folder = tmp_path_factory.mktemp("rgb-models")
+    train(TrainConfig(dataset="demo:cifar10", preset="tiny", epochs=0.1, val_size=100, device="cpu",
+                      out=str(folder / "cifar-tiny")), progress=False)
+    return folder
+
+
+@pytest.fixture()
+def with_rgb_models(rgb_models: Path, monkeypatch) -> Iterator[None]:
+    monkeypatch.setenv("IBINN_MODELS", str(rgb_models))
+    st.cache_data.clear()  # the model list is cached for a few seconds
+    yield
+    monkeypatch.delenv("IBINN_MODELS")
+    st.cache_data.clear()
+
+
+@pytest.mark.usefixtures("with_rgb_models")
+def test_ood_page_rotates_rgb_images() -> None:
+    at = start()
+    (key,) = [o for o in at.multiselect(key="selected_models").options if "cifar-tiny" in o]
+    at = open_page("ood", select=[key])
+    transform = at.radio(key="ood_transform")
+    assert transform.value == "rgb-rotation" and not at.info  # no "grey images" notice
+    at.slider(key="ood_max_rgb-rotation").set_value(1.0).run()
+    assert_clean(at)
+    frames = charts(at)["ood_animation"]["frames"]
+    assert len(frames) == 13
+    at.select_slider(key="ood_step").set_value(0).run()
+    assert_clean(at)
+
 
 def test_ood_page_strength_transform_and_image() -> None:
     at = open_page("ood")
