@@ -53,6 +53,21 @@ def test_changed_file_is_detected(tiny_zoo, tmp_path):
         zoo.load("fashion-mnist/nope", root=root)
 
 
+def test_rebuild_retrains_from_the_card_command(tiny_zoo, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_zoo, root)
+    weights = root / "fashion-mnist/tiny-test/model.safetensors"
+    weights.write_bytes(b"damaged")  # rebuild must not read the old files
+    (card,) = zoo.rebuild("fashion-mnist", root=root)
+    assert card.name == "fashion-mnist/tiny-test" and card.command.startswith("ibinn train ")
+    assert 0 <= card.metrics["test"]["error"] <= 100
+    zoo.verify(card.name, root)  # the manifest was rewritten for the new files
+    assert zoo.load(card.name, device="cpu", root=root).config.preset == "tiny"
+    assert zoo.rebuild("cifar10", root=root) == []
+
+
 def test_shipped_zoo_has_the_fashion_mnist_sweep():
     names = {c.name for c in SHIPPED}
     expected = {f"fashion-mnist/{m}" for m in
