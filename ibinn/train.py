@@ -30,6 +30,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,7 +317,10 @@ def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
                     f"loss or gradients were NaN/inf for {bad_steps} steps in a row at step {step}"
                     f"; try a smaller learning rate (--lr) or a larger gamma. The last good "
                     f"state is in {state_path}")
-            scheduler.step()
+            with warnings.catch_warnings():  # a skipped step still advances the schedule, so
+                # that step counts and learning rates stay aligned with an unbroken run
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                scheduler.step()
             step += 1
             continue
         bad_steps = 0
