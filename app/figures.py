@@ -248,6 +248,10 @@ def gamma_axis(positions: Sequence[float], gammas: Sequence[float], modes: Seque
     return sorted(ticks), [ticks[k] for k in sorted(ticks)]
 
 
+#: Modes that lie on the IB path along γ (γ = 0 and γ = ∞ at its ends).
+GAMMA_PATH_MODES = ("ib", "lx-only", "ly-only")
+
+
 def gamma_curves(rows: list[dict], metrics: dict[str, str], baselines: dict[str, dict] | None = None
                  ) -> go.Figure:
     """Metric vs γ. ``rows``: dicts with ``position`` (γ on the log axis, 0/∞ mapped to the ends),
@@ -269,14 +273,20 @@ def gamma_curves(rows: list[dict], metrics: dict[str, str], baselines: dict[str,
     shapes, notes = [], []
     for i, key in enumerate(keys):
         r, c = divmod(i, cols)
-        pts = [(math.log10(row["position"]), row[key], row["label"]) for row in rows
-               if row.get(key) is not None and np.isfinite(row[key])]
-        if pts:
+        measured_rows = [row for row in rows if row.get(key) is not None and np.isfinite(row[key])]
+        # the IB path along γ is a line; class-NLL models are lone markers beside it
+        for on_path in (True, False):
+            pts = [(math.log10(row["position"]), row[key], row["label"]) for row in measured_rows
+                   if (row["mode"] in GAMMA_PATH_MODES) == on_path]
+            if not pts:
+                continue
             x, y, text = zip(*pts, strict=True)
-            fig.add_trace(go.Scatter(x=x, y=y, text=text, mode="lines+markers", name=metrics[key],
-                                     showlegend=False, line=dict(color="#1f77b4"),
-                                     hovertemplate="%{text}<br>%{y:.4g}<extra></extra>"),
-                          row=r + 1, col=c + 1)
+            fig.add_trace(go.Scatter(
+                x=x, y=y, text=text, mode="lines+markers" if on_path else "markers",
+                name=metrics[key], showlegend=False, line=dict(color="#1f77b4"),
+                marker=dict(symbol="circle" if on_path else "diamond", size=8 if on_path else 11,
+                            color="#1f77b4" if on_path else "#ff7f0e"),
+                hovertemplate="%{text}<br>%{y:.4g}<extra></extra>"), row=r + 1, col=c + 1)
         for j, (name, values) in enumerate((baselines or {}).items()):
             if values.get(key) is not None:
                 color = class_color(j + 3)

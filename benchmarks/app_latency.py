@@ -162,10 +162,13 @@ def main() -> None:
     args = parser.parse_args()
 
     def imports() -> None:
+        import streamlit.logger  # bare-mode AppTest warns about its missing server on every run
         import torch  # noqa: F401 - the heavy imports of a server start
         from streamlit.testing.v1 import AppTest  # noqa: F401
 
         import ibinn  # noqa: F401
+
+        streamlit.logger.set_log_level("error")
 
     print(f"Machine: {machine()}")
     print(f"Server start (Python imports: streamlit, torch, ibinn): {fmt(timed(imports))} s")

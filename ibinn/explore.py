@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,7 @@ import torch
 
 from . import ood
 from .metrics import entropy, typicality_score
-from .model import IBINN
+from .model import IBINN, to_tensor
 
 __all__ = [
     "PROJECTIONS", "TRANSFORMS", "LatentView", "Projection", "Trajectory", "Transform", "Verdict",
@@ -203,7 +204,9 @@ def fit_projection(method: str, z: np.ndarray, mu: np.ndarray, seed: int = 0,
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise RuntimeError("UMAP needs the umap-learn package: pip install umap-learn") from err
     reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=15, min_dist=0.1)
-    reducer.fit(z)
+    with warnings.catch_warnings():  # "n_jobs overridden": a seed makes UMAP single-threaded
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        reducer.fit(z)
     return Projection(method, reducer=reducer)
 
 
@@ -262,7 +265,7 @@ def transforms_for(channels: int) -> list[str]:
 
 def _as_batch(model: IBINN, images: Any) -> torch.Tensor:
     """A batch in [0, 1] from a batch or a single image ((C, H, W), (H, W, C) or (H, W))."""
-    x = torch.as_tensor(np.asarray(images)) if not torch.is_tensor(images) else images
+    x = to_tensor(images)
     c, h, w = model.config.image_shape
     single = x.ndim == 2 or (x.ndim == 3 and tuple(x.shape) in {(c, h, w), (h, w, c)})
     return model.as_unit_batch(x[None] if single else x)

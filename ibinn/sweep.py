@@ -20,7 +20,7 @@ from .checkpoint import atomic_write
 from .data import load_dataset
 from .evaluate import _jsonable, dataset_note, evaluate, markdown_table, write_report
 from .model import IBINN
-from .train import METRICS_FILE, WEIGHTS_FILE, TrainConfig, train
+from .train import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, TrainConfig, train
 
 #: (key in the evaluation report, label, better) for the curves.
 CURVES = [
@@ -53,23 +53,35 @@ def plot_position(mode: str, gamma: float, dim: int, finite: list[float]) -> flo
     return gamma
 
 
+def curve_points(rows: list[dict], section: str, key: str
+                 ) -> tuple[list[tuple[float, float, str]], list[tuple[float, float, str]]]:
+    """(x, y, name) points of one metric: the IB runs along γ (drawn as a line), and the other
+    modes (class-NLL, drawn as lone markers, since they are not a point on the γ path)."""
+    finite = [r["gamma"] for r in rows if r["mode"] == "ib" and 0 < r["gamma"] < math.inf]
+    pts = sorted((plot_position(r["mode"], r["gamma"], r["dim"], finite),
+                  r["report"][section][key], r["name"], r["mode"]) for r in rows
+                 if r["report"][section].get(key) is not None)
+    on_path = [p[:3] for p in pts if p[3] in ("ib", "lx-only", "ly-only")]
+    apart = [p[:3] for p in pts if p[3] not in ("ib", "lx-only", "ly-only")]
+    return on_path, apart
+
+
 def gamma_curves(rows: list[dict]):
     """Plotly figure: one panel per metric, metric vs γ (log axis). ``rows``: ``sweep.json`` rows."""
     from plotly.subplots import make_subplots
 
-    finite = [r["gamma"] for r in rows if r["mode"] == "ib" and 0 < r["gamma"] < math.inf]
     fig = make_subplots(rows=2, cols=3, subplot_titles=[f"{label} ({better} is better)"
                                                         for _, label, better in CURVES])
     for i, ((section, key), label, _) in enumerate(CURVES):
-        pts = sorted((plot_position(r["mode"], r["gamma"], r["dim"], finite),
-                      r["report"][section][key], r["name"]) for r in rows
-                     if r["report"][section].get(key) is not None)
-        if not pts:
-            continue
-        x, y, names = zip(*pts, strict=True)
-        fig.add_scatter(x=x, y=y, text=names, mode="lines+markers+text", textposition="top center",
-                        name=label, row=i // 3 + 1, col=i % 3 + 1, showlegend=False,
-                        hovertemplate="%{text}<br>" + label + ": %{y:.3f}<extra></extra>")
+        for pts, style in zip(curve_points(rows, section, key), ("lines+markers+text",
+                                                                 "markers+text"), strict=True):
+            if not pts:
+                continue
+            x, y, names = zip(*pts, strict=True)
+            fig.add_scatter(x=x, y=y, text=names, mode=style, textposition="top center",
+                            name=label, row=i // 3 + 1, col=i % 3 + 1, showlegend=False,
+                            marker_symbol="circle" if style.startswith("lines") else "diamond",
+                            hovertemplate="%{text}<br>" + label + ": %{y:.3f}<extra></extra>")
         fig.update_xaxes(type="log", title_text="γ (0 and ∞ at the ends)", row=i // 3 + 1,
                          col=i % 3 + 1)
     fig.update_layout(height=700, title="IB-INN: metrics vs γ", margin=dict(t=80))
@@ -82,15 +94,13 @@ def _png(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    finite = [r["gamma"] for r in rows if r["mode"] == "ib" and 0 < r["gamma"] < math.inf]
     fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
     for ax, ((section, key), label, better) in zip(axes.flat, CURVES, strict=True):
-        pts = sorted((plot_position(r["mode"], r["gamma"], r["dim"], finite),
-                      r["report"][section][key], r["name"]) for r in rows
-                     if r["report"][section].get(key) is not None)
-        if pts:
-            x, y, names = zip(*pts, strict=True)
-            ax.plot(x, y, "o-")
+        for pts, style in zip(curve_points(rows, section, key), ("o-", "D"), strict=True):
+            if not pts:
+                continue
+            x, y, _ = zip(*pts, strict=True)
+            ax.plot(x, y, style, color="C0" if style == "o-" else "C1")
             for xi, yi, n in pts:
                 ax.annotate(n, (xi, yi), fontsize=7, textcoords="offset points", xytext=(0, 4))
         ax.set_xscale("log")
@@ -100,6 +110,24 @@ def _png(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
+
+
+#: Settings that change where or how a run executes, not the model it makes.
+_RUN_ONLY = {"out", "root", "download", "device", "checkpoint_every"}
+
+
+def _check_same_settings(folder: Path, config: TrainConfig) -> None:
+    """Refuse to reuse or resume a run folder that was trained with other settings."""
+    saved_path = folder / CONFIG_FILE
+    if not saved_path.exists():
+        return
+    saved = json.loads(saved_path.read_text())
+    wanted = json.loads(json.dumps(config.to_json()))  # as saved: tuples become lists
+    differ = sorted(k for k in wanted if k not in _RUN_ONLY and saved.get(k) != wanted[k])
+    if differ:
+        changes = ", ".join(f"{k}: {saved.get(k)!r} there, {wanted[k]!r} asked" for k in differ)
+        raise ValueError(f"{folder} holds a run with other settings ({changes}); "
+                         f"choose another --out for the sweep or delete that folder")
 
 
 def sweep(base: TrainConfig, gammas: list[float], modes: list[str], out: str | Path,
@@ -113,6 +141,7 @@ def sweep(base: TrainConfig, gammas: list[float], modes: list[str], out: str | P
         name = run_name(mode, gamma)
         config = dataclasses.replace(base, mode=mode, gamma=gamma, out=str(out / name))
         folder = Path(config.out)
+        _check_same_settings(folder, config)
         if not (folder / WEIGHTS_FILE).exists() or not (folder / METRICS_FILE).exists():
             train(config, resume=True, progress=progress)
         model = IBINN.from_file(folder / WEIGHTS_FILE)

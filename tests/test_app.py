@@ -432,7 +432,10 @@ def test_gamma_page_uses_the_cards_without_evaluating(monkeypatch) -> None:
     curves = figs["gamma_curves"]
     ibinn_cards = [c for c in _ibinn_cards() if c.family == "fashion-mnist"]
     if ibinn_cards:
-        assert max(len(t["x"]) for t in curves["data"]) == len(ibinn_cards)  # one point per model
+        first_panel = [t for t in curves["data"] if t.get("xaxis", "x") == "x"]
+        assert sum(len(t["x"]) for t in first_panel) == len(ibinn_cards)  # one point per model
+        on_path = [c for c in ibinn_cards if c.mode in ("ib", "lx-only", "ly-only")]
+        assert max(len(t["x"]) for t in first_panel) == len(on_path)  # class-NLL not on the line
         assert "gamma_reliability" in figs
     if any(c.kind != "ibinn" for c in zoo.list_models()):
         shapes = curves["layout"].get("shapes", [])
