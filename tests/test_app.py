@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -175,10 +176,12 @@ def test_models_page_lists_the_zoo_as_cards() -> None:
         assert card.name in body
     assert "| test error | bits/dim |" in body
     if len(_ibinn_cards()) >= 1:
-        # the default selection is the bundled γ = 1 model when there is one
-        default = next((c.name for c in _ibinn_cards() if c.mode == "ib" and c.gamma == 1), None)
-        if default:
-            assert at.multiselect(key="selected_models").value == [default]
+        # the default selection is the bundled γ = 1 model of the smallest images when there is one
+        gamma_1 = [c for c in _ibinn_cards() if c.mode == "ib" and c.gamma == 1]
+        if gamma_1:
+            default = min(gamma_1, key=lambda c: math.prod(json.loads(
+                (c.path.parent / "config.json").read_text())["image_shape"]))
+            assert at.multiselect(key="selected_models").value == [default.name]
 
 
 def test_models_page_select_button_adds_to_the_selection() -> None:

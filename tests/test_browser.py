@@ -167,10 +167,24 @@ COMPARED = {"latent": 1, "interpolation": 1, "sampling": 1}
 @pytest.mark.parametrize("path", list(COMPARED))
 def test_comparison_in_chromium(path: str, server: str, browser, screenshots: Path) -> None:
     """Three bundled models side by side, chosen through the address bar (``?model=...``)."""
-    names = [c.name for c in zoo.list_models() if c.kind == "ibinn"][:3]
+    ibinns = [c for c in zoo.list_models() if c.kind == "ibinn"]
+    families = [c.family for c in ibinns]
+    largest = max(families, key=families.count, default=None)  # compared models share a family
+    names = [c.name for c in ibinns if c.family == largest][:3]
     if len(names) < 2:
         pytest.skip("needs two bundled IB-INN models")
     query = "&".join(f"model={name}" for name in names)
     load_page(browser, f"{server}/{path}?{query}", COMPARED[path] * len(names),
               screenshots / f"compare-{path}.png")
 
+
+
+def test_rgb_rotation_in_chromium(server: str, browser, screenshots: Path) -> None:
+    """The OoD page on a bundled RGB model: the RGB-rotation trajectory (paper Fig. 12)."""
+    from selenium.webdriver.common.by import By
+
+    rgb = [c.name for c in zoo.list_models() if c.kind == "ibinn" and c.family == "cifar10"]
+    if not rgb:
+        pytest.skip("no bundled CIFAR-10 model")
+    load_page(browser, f"{server}/ood?model={rgb[0]}", PAGES["ood"], screenshots / "ood-rgb.png")
+    assert "RGB rotation" in browser.find_element(By.TAG_NAME, "body").text
