@@ -102,7 +102,11 @@ def interactions(repeat: int, umap: bool) -> list[tuple[str, Timing, Timing]]:
     def alternate(a, b) -> list:
         return [a if i % 2 == 0 else b for i in range(repeat + 1)]
 
-    models = session().multiselect(key="selected_models").options
+    selector = session().multiselect(key="selected_models")
+    default = selector.value[0] if selector.value else None
+    # another model of the default's data set (a zoo name is "<family>/<model>")
+    others = [m for m in selector.options if default and m != default
+              and m.split("/")[0] == default.split("/")[0]]
     rows = [
         ("Latent space: change projection (PCA of μ_y ↔ PCA of z)",
          *interaction("latent", lambda at, v: at.radio(key="latent_projection").set_value(v),
@@ -129,11 +133,10 @@ def interactions(repeat: int, umap: bool) -> list[tuple[str, Timing, Timing]]:
          *interaction("your_image", lambda at, v: at.selectbox(key="yours_demo_class").set_value(v),
                       [1 + i % 9 for i in range(repeat + 1)])),
     ]
-    if len(models) >= 2:
-        a, b = models[:2]
+    if others:
         rows.insert(2, ("Latent space: change model (sidebar; first: load + run the demo set)",
                         *interaction("latent", lambda at, v: at.multiselect(key="selected_models")
-                                     .set_value([v]), alternate(b, a))))
+                                     .set_value([v]), alternate(others[0], default))))
     if umap:
         rows.append(("Latent space: UMAP (first: fit, numba compilation included)",
                      *interaction("latent", lambda at, v: at.radio(key="latent_projection").set_value(v),
