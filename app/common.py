@@ -308,7 +308,11 @@ def explain(markdown: str) -> None:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def load_model(path: str, mtime: float) -> ibinn.IBINN:
-    """The model at ``path`` on the best device (CUDA when present), loaded once per server."""
+    """The model at ``path`` on the best device (CUDA when present), loaded once per server.
+    A bundled model is loaded by its zoo name, so that its files are checked against the manifest."""
+    name = zoo.name_of(path, zoo.PRETRAINED_DIR)
+    if name is not None:
+        return zoo.load(name, device="auto", root=zoo.PRETRAINED_DIR)
     return ibinn.load(path, device="auto")
 
 

@@ -17,6 +17,8 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # `import ibinn
 
 import common  # noqa: E402
 
+import ibinn  # noqa: E402
+
 st.set_page_config(page_title="IB-INN Explorer", page_icon="🧭", layout="wide")
 
 # Material icons, not emoji: they come with Streamlit, so they render without an emoji font.
@@ -36,4 +38,7 @@ st.sidebar.title("IB-INN Explorer")
 common.model_selector()
 st.sidebar.caption("Generative classifiers trained with the Information Bottleneck "
                    "(Ardizzone et al., NeurIPS 2020).")
-page.run()
+try:
+    page.run()
+except ibinn.CheckpointError as err:  # e.g. a bundled model file changed on disk
+    st.error(f"This model cannot be loaded: {err}")

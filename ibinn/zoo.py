@@ -149,6 +149,18 @@ def is_zoo_name(name: str, root: Path = PRETRAINED_DIR) -> bool:
     return (Path(root) / name / CARD).exists()
 
 
+def name_of(path: str | Path, root: Path = PRETRAINED_DIR) -> str | None:
+    """The zoo name of a bundled model's file or folder under ``root``; None for any other path."""
+    folder = Path(path).resolve()
+    if folder.is_file():
+        folder = folder.parent
+    try:
+        name = folder.relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return None
+    return name if is_zoo_name(name, root) else None
+
+
 def load(name: str, device="auto", root: Path = PRETRAINED_DIR) -> IBINN:
     """Load a zoo model by name after checking its files against the manifest."""
     from . import load as load_path

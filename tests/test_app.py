@@ -555,3 +555,30 @@ def test_your_image_page_rejects_a_file_that_is_no_image() -> None:
     assert not at.exception
     assert any("notes.txt is not an image" in e.value for e in at.error)
     assert not at.get("plotly_chart")
+
+
+def test_dashboard_checks_bundled_models_against_the_manifest(tmp_path, monkeypatch) -> None:
+    """A bundled model whose weights changed on disk is refused, not shown as a wrong model."""
+    import shutil
+    import sys
+
+    import ibinn
+
+    sys.path.insert(0, str(APP.parent))
+    import common
+
+    cards = _ibinn_cards()
+    if not cards:
+        pytest.skip("no bundled models")
+    root = tmp_path / "pretrained"
+    shutil.copytree(cards[0].path.parent, root / cards[0].name)
+    shutil.copy(zoo.PRETRAINED_DIR / "manifest.json", root / "manifest.json")
+    monkeypatch.setattr(zoo, "PRETRAINED_DIR", root)
+    weights = root / cards[0].name / "model.safetensors"
+    assert common.load_model(str(weights), 1.0).config.image_shape  # intact: loads
+
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ibinn.CheckpointError, match="sha256"):
+        common.load_model(str(weights), 2.0)
