@@ -46,6 +46,16 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
     return path
 
 
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_write` leaves in ``folder`` when its process is
+    killed mid-write (the target file itself is intact: the old version or none). Call this only
+    where no other process writes into ``folder``."""
+    stale = sorted(Path(folder).glob(".*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
 def save_weights(path: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
     """Write ``tensors`` and a JSON-able ``config`` as one safetensors file."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}

@@ -40,7 +40,14 @@ from tqdm.auto import tqdm
 
 from . import data as D
 from .baselines import MODEL_TYPES, Baseline
-from .checkpoint import FORMAT, CheckpointError, atomic_write, load_state, save_state
+from .checkpoint import (
+    FORMAT,
+    CheckpointError,
+    atomic_write,
+    load_state,
+    remove_stale_temporaries,
+    save_state,
+)
 from .device import resolve_device
 from .losses import MODES
 from .metrics import bits_per_dim
@@ -227,6 +234,7 @@ def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
         raise FileExistsError(f"{out} already holds a training run; pass resume=True "
                               f"(`--resume`) to continue it, or choose another output folder")
     if resume and state_path.exists():
+        remove_stale_temporaries(out)  # from a run killed while writing a checkpoint
         state = load_state(state_path)
         # the saved run's settings win; only where it runs and writes may change
         saved = TrainConfig.from_json(json.loads(state["train_config"]))

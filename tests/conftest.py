@@ -60,3 +60,10 @@ def cifar10_jpeg_dir(tmp_path_factory) -> Path:
     with tarfile.open(tarball) as tar:
         tar.extractall(folder, filter="data")
     return folder
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    """Two models hold the same parameters and buffers (to 1e-6): e.g. a resumed run and an
+    unbroken one."""
+    for (key, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.allclose(x, y, atol=1e-6), key

@@ -15,6 +15,8 @@ from ibinn.evaluate import evaluate, markdown_table
 from ibinn.model import PRESETS
 from ibinn.train import STATE_FILE, TrainConfig, train
 
+from .conftest import assert_same_weights
+
 
 def _config(out, **kw) -> TrainConfig:
     base = dict(dataset="demo:fashion-mnist", preset="tiny", epochs=1, batch_size=64, val_size=200,
@@ -165,9 +167,7 @@ def test_vib_resumes_exactly(tmp_path):
     assert (tmp_path / "b" / STATE_FILE).exists()
     resumed = train(cfg, resume=True, progress=False)
     assert resumed.metrics["steps"] == full.metrics["steps"]
-    for (key, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values(),
-                           strict=True):
-        assert torch.allclose(a, b, atol=1e-6), key
+    assert_same_weights(full.model, resumed.model)
 
 
 def test_evaluate_rows(trained, demo_fm):
