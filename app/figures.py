@@ -30,11 +30,6 @@ def hband(lo: float, hi: float, i: int = 1, **style) -> dict:
                 y1=hi, layer="below", line_width=0, **style)
 
 
-def hline(y: float, i: int = 1, **line) -> dict:
-    return dict(type="line", xref=f"{_axis('x', i)} domain", x0=0, x1=1, yref=_axis("y", i), y0=y, y1=y,
-                line=line)
-
-
 def vline(x: float, i: int = 1, **line) -> dict:
     return dict(type="line", yref=f"{_axis('y', i)} domain", y0=0, y1=1, xref=_axis("x", i), x0=x, x1=x,
                 line=line)
@@ -270,7 +265,10 @@ def gamma_curves(rows: list[dict], metrics: dict[str, str], baselines: dict[str,
     rows = sorted(rows, key=lambda r: r["position"])
     tickvals, ticktext = gamma_axis([r["position"] for r in rows], [r["gamma"] for r in rows],
                                     [r["mode"] for r in rows]) if rows else ([], [])
-    shapes, notes = [], []
+    # baselines span the measured γ range as dashed lines named in the legend (text labels on the
+    # panels overlapped wherever two baselines score alike)
+    span = [math.log10(r["position"]) for r in rows] or [0.0, 1.0]
+    x_span = [min(span) - 0.2, max(span) + 0.2]
     for i, key in enumerate(keys):
         r, c = divmod(i, cols)
         measured_rows = [row for row in rows if row.get(key) is not None and np.isfinite(row[key])]
@@ -288,16 +286,18 @@ def gamma_curves(rows: list[dict], metrics: dict[str, str], baselines: dict[str,
                             color="#1f77b4" if on_path else "#ff7f0e"),
                 hovertemplate="%{text}<br>%{y:.4g}<extra></extra>"), row=r + 1, col=c + 1)
         for j, (name, values) in enumerate((baselines or {}).items()):
-            if values.get(key) is not None:
-                color = class_color(j + 3)
-                shapes.append(hline(values[key], i + 1, dash="dash", color=color))
-                notes.append(dict(xref=f"{_axis('x', i + 1)} domain", x=0, yref=_axis("y", i + 1),
-                                  y=values[key], text=name, showarrow=False, xanchor="left",
-                                  yanchor="bottom", font=dict(size=10, color=color)))
+            value = values.get(key)
+            if value is not None and np.isfinite(value):
+                fig.add_trace(go.Scatter(
+                    x=x_span, y=[value, value], mode="lines", name=name, legendgroup=name,
+                    showlegend=name not in {t.name for t in fig.data if t.showlegend},
+                    line=dict(dash="dash", color=class_color(j + 3)),
+                    hovertemplate=f"{name}<br>%{{y:.4g}}<extra></extra>"), row=r + 1, col=c + 1)
         fig.update_xaxes(tickvals=tickvals, ticktext=ticktext, title_text="γ (log scale)",
                          row=r + 1, col=c + 1)
-    fig.update_layout(height=300 * nrows, margin=dict(l=10, r=10, t=60, b=10), shapes=shapes,
-                      annotations=[*fig.layout.annotations, *notes])
+    fig.update_layout(height=300 * nrows + 40, margin=dict(l=10, r=10, t=60, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.12 / nrows, x=0,
+                                  title_text="discriminative baselines"))
     return fig
 
 

@@ -6,6 +6,7 @@ Examples::
     ibinn train --resume --out runs/fm-g1          # continue an interrupted run
     ibinn evaluate runs/fm-g1 --data demo:fashion-mnist   # Table 1 metrics
     ibinn sweep --dataset fashion-mnist --gammas 0,0.1,1,10,inf --out runs/sweep-fm
+    ibinn train --dataset cifar10 --preset small --arch fc_width=128 --out runs/c10   # preset, changed
     ibinn zoo                                      # the pretrained models and their metrics
     ibinn info runs/fm-g1                          # config and test metrics of a model
 """
@@ -30,6 +31,29 @@ def _gamma(text: str) -> float:
     return value
 
 
+#: Architecture fields of ``ModelConfig`` that ``--arch`` may change on top of a preset.
+ARCH_KEYS = ("levels", "widths", "fc_blocks", "fc_width", "dct_pooling", "downsampling", "clamp",
+             "act_norm", "mu_init")
+
+
+def _arch(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with a JSON value (``fc_width=128``, ``levels=[2,6,6]``) or a bare word."""
+    key, sep, raw = text.partition("=")
+    if not sep or key not in ARCH_KEYS:
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE with KEY one of {', '.join(ARCH_KEYS)}, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def _add_arch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", type=_arch, action="append", default=[], metavar="KEY=VALUE",
+                   help="change one architecture field of the preset (repeatable): "
+                        + ", ".join(ARCH_KEYS))
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an IB-INN or a baseline",
                        description="Train an IB-INN (or a standard generative classifier), or one "
@@ -50,6 +74,7 @@ def _add_train(sub) -> None:
     p.add_argument("--gamma", type=_gamma, default=d.gamma,
                    help="IB trade-off γ, 0..inf (the VIB: its β = 1/(γ·dim X))")
     p.add_argument("--preset", choices=list(PRESETS), default=d.preset)
+    _add_arch(p)
     p.add_argument("--epochs", type=float, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
@@ -76,7 +101,8 @@ def _run_train(args) -> int:
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, sigma=args.sigma,
         learn_class_weights=args.learn_class_weights, seed=args.seed, device=args.device,
-        amp=args.amp, checkpoint_every=args.checkpoint_every, out=args.out)
+        amp=args.amp, checkpoint_every=args.checkpoint_every, out=args.out,
+        model_overrides=dict(args.arch))
     result = T.train(config, resume=args.resume, progress=not args.quiet)
     m = result.metrics
     print(f"done: {m['steps']} steps in {m['train_seconds']:.0f} s on {m['device']}; "
@@ -132,6 +158,7 @@ def _add_sweep(sub) -> None:
     p.add_argument("--modes", default="class-nll",
                    help="extra loss modes, comma-separated (class-nll, class-nll-reg), or ''")
     p.add_argument("--preset", choices=list(PRESETS), default=d.preset)
+    _add_arch(p)
     p.add_argument("--epochs", type=float, default=d.epochs)
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -149,7 +176,8 @@ def _run_sweep(args) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     base = T.TrainConfig(dataset=args.dataset, root=args.root, download=args.download,
                          preset=args.preset, epochs=args.epochs, optimizer=args.optimizer,
-                         seed=args.seed, device=args.device, out=args.out)
+                         seed=args.seed, device=args.device, out=args.out,
+                         model_overrides=dict(args.arch))
     rows = sweep(base, gammas, modes, args.out, args.ood, progress=not args.quiet)
     print(markdown_table({r["name"]: r["report"] for r in rows}, dataset_note(args.dataset)))
     print(f"written: {args.out}/sweep.md, sweep.json, sweep.html, sweep.png")

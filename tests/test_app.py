@@ -435,14 +435,17 @@ def test_gamma_page_uses_the_cards_without_evaluating(monkeypatch) -> None:
     curves = figs["gamma_curves"]
     ibinn_cards = [c for c in _ibinn_cards() if c.family == "fashion-mnist"]
     if ibinn_cards:
-        first_panel = [t for t in curves["data"] if t.get("xaxis", "x") == "x"]
+        first_panel = [t for t in curves["data"]
+                       if t.get("xaxis", "x") == "x" and "legendgroup" not in t]  # not baselines
         assert sum(len(t["x"]) for t in first_panel) == len(ibinn_cards)  # one point per model
         on_path = [c for c in ibinn_cards if c.mode in ("ib", "lx-only", "ly-only")]
         assert max(len(t["x"]) for t in first_panel) == len(on_path)  # class-NLL not on the line
         assert "gamma_reliability" in figs
     if any(c.kind != "ibinn" for c in zoo.list_models()):
-        shapes = curves["layout"].get("shapes", [])
-        assert any(s.get("line", {}).get("dash") == "dash" for s in shapes), "no baseline drawn"
+        baselines = {t["name"] for t in curves["data"] if t.get("line", {}).get("dash") == "dash"}
+        assert baselines, "no baseline drawn"
+        legend = [t["name"] for t in curves["data"] if t.get("showlegend")]
+        assert sorted(legend) == sorted(baselines)  # each named once in the legend
     hist = [k for k in figs if k.startswith("gamma_hist_")]
     assert len(hist) == len(at.multiselect(key="selected_models").value)
 

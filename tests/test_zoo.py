@@ -2,6 +2,7 @@
 
 import json
 import math
+import shlex
 
 import pytest
 import torch
@@ -75,6 +76,30 @@ def test_shipped_zoo_has_the_fashion_mnist_sweep():
     assert expected <= names
     for card in SHIPPED:
         assert card.command.startswith("ibinn train ") and card.train_seconds > 0
+
+
+def test_shipped_zoo_fits_its_size_budget():
+    sizes = {f: f.stat().st_size for f in zoo.PRETRAINED_DIR.rglob("*") if f.is_file()}
+    assert max(sizes.values()) <= 10 * 2**20, max(sizes, key=sizes.get)
+    assert sum(sizes.values()) <= 60 * 2**20
+
+
+def _budget(command: str) -> list[str]:
+    """A card's training command without what a sweep varies: loss, γ, model type, folder."""
+    argv, kept = shlex.split(command), []
+    for i, arg in enumerate(argv):
+        if arg in ("--gamma", "--mode", "--model", "--out") or argv[i - 1] in (
+                "--gamma", "--mode", "--model", "--out"):
+            continue
+        kept.append(arg)
+    return kept
+
+
+@pytest.mark.parametrize("family", sorted({c.family for c in SHIPPED}))
+def test_models_of_one_family_share_one_budget(family):
+    budgets = {c.name: _budget(c.command) for c in SHIPPED if c.family == family}
+    first = next(iter(budgets.values()))
+    assert all(b == first for b in budgets.values()), budgets
 
 
 @pytest.mark.parametrize("card", SHIPPED, ids=[c.name for c in SHIPPED])
