@@ -285,19 +285,21 @@ def gamma_curves(rows: list[dict], metrics: dict[str, str], baselines: dict[str,
                 marker=dict(symbol="circle" if on_path else "diamond", size=8 if on_path else 11,
                             color="#1f77b4" if on_path else "#ff7f0e"),
                 hovertemplate="%{text}<br>%{y:.4g}<extra></extra>"), row=r + 1, col=c + 1)
-        for j, (name, values) in enumerate((baselines or {}).items()):
+        for j, (name, values) in enumerate((baselines or {}).items()):  # colours after blue, orange
             value = values.get(key)
             if value is not None and np.isfinite(value):
                 fig.add_trace(go.Scatter(
                     x=x_span, y=[value, value], mode="lines", name=name, legendgroup=name,
                     showlegend=name not in {t.name for t in fig.data if t.showlegend},
-                    line=dict(dash="dash", color=class_color(j + 3)),
+                    line=dict(dash="dash", color=class_color(j + 2)),
                     hovertemplate=f"{name}<br>%{{y:.4g}}<extra></extra>"), row=r + 1, col=c + 1)
         fig.update_xaxes(tickvals=tickvals, ticktext=ticktext, title_text="γ (log scale)",
                          row=r + 1, col=c + 1)
-    fig.update_layout(height=300 * nrows + 40, margin=dict(l=10, r=10, t=60, b=10),
-                      legend=dict(orientation="h", yanchor="top", y=-0.12 / nrows, x=0,
-                                  title_text="discriminative baselines"))
+    height, top, bottom = 300 * nrows + 60, 60, 70
+    # the legend sits below the last row's axis title: 50 px, as a fraction of the plotting area
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=top, b=bottom),
+                      legend=dict(orientation="h", yanchor="top", y=-50 / (height - top - bottom),
+                                  x=0, title_text="discriminative baselines"))
     return fig
 
 
