@@ -44,7 +44,7 @@ def bench(preset: str, shape: tuple[int, int, int], batch: int, steps: int, devi
     opt = _optimizer(model, train_cfg)
 
     def ibinn_step():
-        x, y = prepare_batch(images, labels, model, train_cfg, gen, crop_pad=0)
+        x, y = prepare_batch(images, labels, model, train_cfg, gen)
         z, log_det = model(x)
         loss = model.loss(z, log_det, y)
         opt.zero_grad(set_to_none=True)

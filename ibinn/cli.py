@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import train as T
 from .baselines import MODEL_TYPES
+from .data import AUGMENTATIONS
 from .losses import MODES
 from .model import PRESETS
 
@@ -82,6 +83,9 @@ def _add_train(sub) -> None:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--sigma", type=float, default=d.sigma, help="training noise std")
+    p.add_argument("--augment", choices=AUGMENTATIONS,
+                   help="random flips (and crops) of training images "
+                        "(default: flip-crop for RGB data, none for grey)")
     p.add_argument("--learn-class-weights", action="store_true",
                    help="learn the class weights Φ from the L_X gradient (appendix B)")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -99,7 +103,7 @@ def _run_train(args) -> int:
         dataset=args.dataset, model=args.model, root=args.root, download=args.download, mode=args.mode,
         gamma=args.gamma, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing, sigma=args.sigma,
+        label_smoothing=args.label_smoothing, sigma=args.sigma, augment=args.augment,
         learn_class_weights=args.learn_class_weights, seed=args.seed, device=args.device,
         amp=args.amp, checkpoint_every=args.checkpoint_every, out=args.out,
         model_overrides=dict(args.arch))
@@ -159,6 +163,7 @@ def _add_sweep(sub) -> None:
                    help="extra loss modes, comma-separated (class-nll, class-nll-reg), or ''")
     p.add_argument("--preset", choices=list(PRESETS), default=d.preset)
     _add_arch(p)
+    p.add_argument("--augment", choices=AUGMENTATIONS, help="as for train")
     p.add_argument("--epochs", type=float, default=d.epochs)
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -176,7 +181,7 @@ def _run_sweep(args) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     base = T.TrainConfig(dataset=args.dataset, root=args.root, download=args.download,
                          preset=args.preset, epochs=args.epochs, optimizer=args.optimizer,
-                         seed=args.seed, device=args.device, out=args.out,
+                         seed=args.seed, device=args.device, out=args.out, augment=args.augment,
                          model_overrides=dict(args.arch))
     rows = sweep(base, gammas, modes, args.out, args.ood, progress=not args.quiet)
     print(markdown_table({r["name"]: r["report"] for r in rows}, dataset_note(args.dataset)))

@@ -308,11 +308,28 @@ def smooth_labels(labels: torch.Tensor, n_classes: int, smoothing: float) -> tor
     return onehot * (1.0 - smoothing) + smoothing / n_classes
 
 
+#: Training-time augmentations: ``flip`` mirrors half the images left-right, ``flip-crop`` also
+#: shifts each by up to ``max(2, width // 8)`` pixels (reflect-padded random crop).
+AUGMENTATIONS = ("none", "flip", "flip-crop")
+
+
+def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
+    """One of :data:`AUGMENTATIONS` on a batch ``(N, C, H, W)``, drawn per image."""
+    if kind not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {kind!r}; known: {', '.join(AUGMENTATIONS)}")
+    if kind == "none":
+        return x
+    return random_flip_crop(x, max(2, x.shape[-1] // 8) if kind == "flip-crop" else 0, generator)
+
+
 def random_flip_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
-    """Standard CIFAR augmentation on a batch: random horizontal flip and random crop."""
+    """Standard CIFAR augmentation on a batch: random horizontal flip, then (``pad`` > 0) a random
+    crop of the reflect-padded image. torchvision's transforms draw once per call, not per image."""
     n, _, h, w = x.shape
     flip = torch.rand(n, generator=generator) < 0.5
     x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
+    if pad == 0:
+        return x
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)

@@ -67,8 +67,9 @@ METRICS_FILE = "metrics.json"
 AUGMENTED = {"cifar10", "cifar100"}
 
 
-def default_augment(dataset: str, channels: int) -> bool:
-    return dataset in AUGMENTED or (dataset.startswith("imagefolder:") and channels == 3)
+def default_augment(dataset: str, channels: int) -> str:
+    rgb_folder = dataset.startswith("imagefolder:") and channels == 3
+    return "flip-crop" if dataset in AUGMENTED or rgb_folder else "none"
 
 
 class TrainingDiverged(RuntimeError):
@@ -95,7 +96,7 @@ class TrainConfig:
     grad_clip: float = 8.0
     label_smoothing: float = 0.05
     sigma: float = 1e-3
-    augment: bool | None = None  # default: see AUGMENTED
+    augment: str | None = None  # one of data.AUGMENTATIONS; default: see AUGMENTED
     learn_class_weights: bool = False
     val_size: int = 1000
     seed: int = 0
@@ -120,6 +121,9 @@ class TrainConfig:
             raise ValueError(f"gamma must be >= 0 (or inf), got {self.gamma}")
         if self.epochs <= 0 or self.batch_size <= 0:
             raise ValueError("epochs and batch_size must be positive")
+        if self.augment is not None and self.augment not in D.AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {self.augment!r}; "
+                             f"known: {', '.join(D.AUGMENTATIONS)}")
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -130,6 +134,8 @@ class TrainConfig:
     def from_json(cls, data: dict) -> TrainConfig:
         data = dict(data)
         data["gamma"] = float(data["gamma"])
+        if isinstance(data.get("augment"), bool):  # runs saved before flips came on their own
+            data["augment"] = "flip-crop" if data["augment"] else "none"
         return cls(**data)
 
 
@@ -192,11 +198,11 @@ def _make_model(config: TrainConfig, train_data: D.ImageData) -> Classifier:
 
 
 def prepare_batch(images: torch.Tensor, labels: torch.Tensor, model: Classifier, config: TrainConfig,
-                  generator: torch.Generator, crop_pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+                  generator: torch.Generator, augment: str = "none"
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 batch → normalised, dequantised, noisy inputs and smoothed labels on the model's device."""
     x = D.to_unit(images)
-    if crop_pad:
-        x = D.random_flip_crop(x, pad=crop_pad, generator=generator)
+    x = D.augment(x, augment, generator)
     x = D.dequantize(x, config.sigma, generator)
     x = model.normalization.normalize(x).to(model.device, non_blocking=True)
     y = D.smooth_labels(labels, model.config.n_classes, config.label_smoothing).to(model.device)
@@ -248,7 +254,6 @@ def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
     test_data = D.load_dataset(config.dataset, "test", config.root, config.download)
     augment = (config.augment if config.augment is not None
                else default_augment(config.dataset, train_data.image_shape[0]))
-    crop_pad = max(2, train_data.image_shape[-1] // 8)
 
     model = _make_model(config, train_data).to(device)
     optimizer = _optimizer(model, config)
@@ -300,7 +305,7 @@ def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
             order_epoch = epoch
         idx = order[within * config.batch_size:(within + 1) * config.batch_size]
         x, y = prepare_batch(train_data.images[idx], train_data.labels[idx], model, config,
-                             _seeded(config.seed, 1 << 20, step), crop_pad if augment else 0)
+                             _seeded(config.seed, 1 << 20, step), augment)
 
         torch.manual_seed(_seeded(config.seed, 2 << 20, step).initial_seed())
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):

@@ -10,10 +10,11 @@ def test_train_then_info(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "--dataset", "demo:fashion-mnist", "--preset", "tiny", "--epochs", "0.5",
                  "--gamma", "inf", "--device", "cpu", "--quiet", "--out", str(out),
-                 "--arch", "fc_width=24", "--arch", "widths=[8,16]"])
+                 "--arch", "fc_width=24", "--arch", "widths=[8,16]", "--augment", "flip"])
     assert code == 0
     assert "test error" in capsys.readouterr().out
-    assert json.loads((out / "train_config.json").read_text())["gamma"] == "inf"
+    saved = json.loads((out / "train_config.json").read_text())
+    assert (saved["gamma"], saved["augment"]) == ("inf", "flip")
     config = ibinn.load(out).config
     assert (config.fc_width, config.widths, config.preset) == (24, [8, 16], "tiny")
     assert main(["info", str(out)]) == 0

@@ -54,6 +54,19 @@ def test_preprocessing(demo_fm):
     assert flipped.shape == (4, 3, 28, 28)
 
 
+def test_augmentations(demo_fm):
+    x = D.to_unit(demo_fm.images[:64])
+    assert D.augment(x, "none", torch.Generator()) is x
+    flipped = D.augment(x, "flip", torch.Generator().manual_seed(0))
+    mirrored = (flipped == x.flip(3)).flatten(1).all(1)
+    kept = (flipped == x).flatten(1).all(1)
+    assert (mirrored | kept).all() and 10 < int(mirrored.sum()) < 54  # about half, nothing else
+    cropped = D.augment(x, "flip-crop", torch.Generator().manual_seed(0))
+    assert cropped.shape == x.shape and not (cropped == x).flatten(1).all(1).all()
+    with pytest.raises(ValueError, match="unknown augmentation 'rotate'"):
+        D.augment(x, "rotate", torch.Generator())
+
+
 @pytest.mark.full_data
 def test_full_fashion_mnist(fashion_mnist_root):
     train = ibinn.load_dataset("fashion-mnist", "train", root=fashion_mnist_root)

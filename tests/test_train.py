@@ -68,6 +68,14 @@ def test_bad_settings_are_rejected(tmp_path):
         _config(tmp_path, gamma=-1.0)
     with pytest.raises(ibinn.DataError, match="unknown data set"):
         train(_config(tmp_path, dataset="imagenet"), progress=False)
+    with pytest.raises(ValueError, match="unknown augmentation 'mixup'"):
+        _config(tmp_path, augment="mixup")
+
+
+def test_configs_saved_with_boolean_augment_still_load(tmp_path):
+    saved = _config(tmp_path).to_json() | {"augment": True}
+    assert TrainConfig.from_json(saved).augment == "flip-crop"
+    assert TrainConfig.from_json(saved | {"augment": False}).augment == "none"
 
 
 @pytest.mark.slow
