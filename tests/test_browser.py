@@ -183,7 +183,8 @@ def test_rgb_rotation_in_chromium(server: str, browser, screenshots: Path) -> No
     """The OoD page on a bundled RGB model: the RGB-rotation trajectory (paper Fig. 12)."""
     from selenium.webdriver.common.by import By
 
-    rgb = [c.name for c in zoo.list_models() if c.kind == "ibinn" and c.family == "cifar10"]
+    rgb = [c.name for c in sorted(zoo.list_models(), key=lambda c: c.gamma != 1)  # γ = 1 first
+           if c.kind == "ibinn" and c.family == "cifar10"]
     if not rgb:
         pytest.skip("no bundled CIFAR-10 model")
     load_page(browser, f"{server}/ood?model={rgb[0]}", PAGES["ood"], screenshots / "ood-rgb.png")
