@@ -269,6 +269,7 @@ def gamma_curves(rows: list[dict], metrics: dict[str, str], baselines: dict[str,
     # panels overlapped wherever two baselines score alike)
     span = [math.log10(r["position"]) for r in rows] or [0.0, 1.0]
     x_span = [min(span) - 0.2, max(span) + 0.2]
+    in_legend: set[str] = set()  # each baseline named once, all its panels toggled together
     for i, key in enumerate(keys):
         r, c = divmod(i, cols)
         measured_rows = [row for row in rows if row.get(key) is not None and np.isfinite(row[key])]
@@ -290,9 +291,10 @@ def gamma_curves(rows: list[dict], metrics: dict[str, str], baselines: dict[str,
             if value is not None and np.isfinite(value):
                 fig.add_trace(go.Scatter(
                     x=x_span, y=[value, value], mode="lines", name=name, legendgroup=name,
-                    showlegend=name not in {t.name for t in fig.data if t.showlegend},
+                    showlegend=name not in in_legend,
                     line=dict(dash="dash", color=class_color(j + 2)),
                     hovertemplate=f"{name}<br>%{{y:.4g}}<extra></extra>"), row=r + 1, col=c + 1)
+                in_legend.add(name)
         fig.update_xaxes(tickvals=tickvals, ticktext=ticktext, title_text="γ (log scale)",
                          row=r + 1, col=c + 1)
     height, top, bottom = 300 * nrows + 60, 60, 70

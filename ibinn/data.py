@@ -313,10 +313,14 @@ def smooth_labels(labels: torch.Tensor, n_classes: int, smoothing: float) -> tor
 AUGMENTATIONS = ("none", "flip", "flip-crop")
 
 
-def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
-    """One of :data:`AUGMENTATIONS` on a batch ``(N, C, H, W)``, drawn per image."""
+def check_augmentation(kind: str) -> None:
     if kind not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {kind!r}; known: {', '.join(AUGMENTATIONS)}")
+
+
+def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
+    """One of :data:`AUGMENTATIONS` on a batch ``(N, C, H, W)``, drawn per image."""
+    check_augmentation(kind)
     if kind == "none":
         return x
     return random_flip_crop(x, max(2, x.shape[-1] // 8) if kind == "flip-crop" else 0, generator)

@@ -121,9 +121,8 @@ class TrainConfig:
             raise ValueError(f"gamma must be >= 0 (or inf), got {self.gamma}")
         if self.epochs <= 0 or self.batch_size <= 0:
             raise ValueError("epochs and batch_size must be positive")
-        if self.augment is not None and self.augment not in D.AUGMENTATIONS:
-            raise ValueError(f"unknown augmentation {self.augment!r}; "
-                             f"known: {', '.join(D.AUGMENTATIONS)}")
+        if self.augment is not None:
+            D.check_augmentation(self.augment)
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
