@@ -175,6 +175,10 @@ def test_models_page_lists_the_zoo_as_cards() -> None:
     for card in zoo.list_models():
         assert card.name in body
     assert "| test error | bits/dim |" in body
+    for family in {c.family for c in zoo.list_models()}:  # a sweep's shared notes are said once
+        notes = {c.notes for c in zoo.list_models() if c.family == family}
+        if len(notes) == 1 and notes != {""}:
+            assert [x.value for x in at.caption].count(notes.pop()) == 1
     if len(_ibinn_cards()) >= 1:
         # the default selection is the bundled γ = 1 model of the smallest images when there is one
         gamma_1 = [c for c in _ibinn_cards() if c.mode == "ib" and c.gamma == 1]

@@ -45,7 +45,7 @@ def _fmt(value, unit: str = "", digits: int = 2) -> str:
     return f"{value:.{digits}f}{unit}"
 
 
-def card(entry: common.ModelEntry) -> None:
+def card(entry: common.ModelEntry, show_notes: bool = True) -> None:
     with st.container(border=True):
         st.markdown(f"**{entry.label}**")
         what = (f"{entry.gamma_text} · mode `{entry.mode}`" if entry.kind == "ibinn"
@@ -72,7 +72,7 @@ def card(entry: common.ModelEntry) -> None:
             st.caption("Compute: " + ", ".join(bits))
         if info.get("command"):
             st.code(str(info["command"]), language="bash", wrap_lines=True)
-        if info.get("notes"):
+        if show_notes and info.get("notes"):
             st.caption(str(info["notes"]))
         selected = st.session_state.get(common.SELECTED, [])
         if entry.kind != "ibinn":
@@ -89,10 +89,14 @@ for e in entries:
     by_family.setdefault(e.dataset_label, []).append(e)
 for family, group in by_family.items():
     st.subheader(family)
+    notes = {str(e.info.get("notes") or "") for e in group}
+    shared = len(group) > 1 and len(notes) == 1  # a sweep's notes, said once above its cards
+    if shared and notes != {""}:
+        st.caption(notes.pop())
     cols = st.columns(3)
     for i, e in enumerate(sorted(group, key=lambda e: (e.kind != "ibinn", e.mode != "ib", e.gamma))):
         with cols[i % 3]:
-            card(e)
+            card(e, show_notes=not shared)
 
 st.subheader("Load a checkpoint")
 FLASH = "_models_flash"
