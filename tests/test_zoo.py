@@ -69,11 +69,14 @@ def test_rebuild_retrains_from_the_card_command(tiny_zoo, tmp_path):
     assert zoo.rebuild("cifar10", root=root) == []
 
 
-def test_shipped_zoo_has_the_fashion_mnist_sweep():
+SWEEP = ("gamma-0", "gamma-0.1", "gamma-1", "gamma-10", "gamma-inf", "class-nll", "resnet")
+
+
+@pytest.mark.parametrize("family", ["fashion-mnist", "cifar10"])
+def test_shipped_zoo_has_the_whole_sweep(family):
+    """Issue 5: L_X only, γ = 0.1, 1, 10, L_Y only, class-NLL and the ResNet for each data set."""
     names = {c.name for c in SHIPPED}
-    expected = {f"fashion-mnist/{m}" for m in
-                ("gamma-0", "gamma-0.1", "gamma-1", "gamma-10", "gamma-inf", "class-nll")}
-    assert expected <= names
+    assert {f"{family}/{m}" for m in SWEEP} <= names
     for card in SHIPPED:
         assert card.command.startswith("ibinn train ") and card.train_seconds > 0
 
