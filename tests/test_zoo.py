@@ -77,7 +77,7 @@ def test_shipped_zoo_has_the_whole_sweep(family):
     """Issue 5: L_X only, γ = 0.1, 1, 10, L_Y only, class-NLL and the ResNet for each data set."""
     names = {c.name for c in SHIPPED}
     assert {f"{family}/{m}" for m in SWEEP} <= names
-    for card in SHIPPED:
+    for card in (c for c in SHIPPED if c.family == family):
         assert card.command.startswith("ibinn train ") and card.train_seconds > 0
 
 
