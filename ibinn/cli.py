@@ -22,7 +22,7 @@ from . import train as T
 from .baselines import MODEL_TYPES
 from .data import AUGMENTATIONS
 from .losses import MODES
-from .model import PRESETS
+from .model import PRESETS, ModelConfig
 
 
 def _gamma(text: str) -> float:
@@ -32,17 +32,12 @@ def _gamma(text: str) -> float:
     return value
 
 
-#: Architecture fields of ``ModelConfig`` that ``--arch`` may change on top of a preset.
-ARCH_KEYS = ("levels", "widths", "fc_blocks", "fc_width", "dct_pooling", "downsampling", "clamp",
-             "act_norm", "mu_init")
-
-
 def _arch(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` with a JSON value (``fc_width=128``, ``levels=[2,6,6]``) or a bare word."""
     key, sep, raw = text.partition("=")
-    if not sep or key not in ARCH_KEYS:
+    if not sep or key not in ModelConfig.ARCHITECTURE:
         raise argparse.ArgumentTypeError(
-            f"expected KEY=VALUE with KEY one of {', '.join(ARCH_KEYS)}, got {text!r}")
+            f"expected KEY=VALUE with KEY one of {', '.join(ModelConfig.ARCHITECTURE)}, got {text!r}")
     try:
         return key, json.loads(raw)
     except json.JSONDecodeError:
@@ -52,7 +47,7 @@ def _arch(text: str) -> tuple[str, object]:
 def _add_arch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", type=_arch, action="append", default=[], metavar="KEY=VALUE",
                    help="change one architecture field of the preset (repeatable): "
-                        + ", ".join(ARCH_KEYS))
+                        + ", ".join(ModelConfig.ARCHITECTURE))
 
 
 def _add_train(sub) -> None:

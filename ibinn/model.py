@@ -28,6 +28,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import FrEIA.framework as Ff
 import FrEIA.modules as Fm
@@ -68,6 +69,11 @@ def to_tensor(images) -> torch.Tensor:
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild a model; saved as JSON inside every checkpoint."""
+
+    #: The fields a preset sets and that a run may change on top of it (``--arch KEY=VALUE``).
+    ARCHITECTURE: ClassVar[tuple[str, ...]] = (
+        "levels", "widths", "fc_blocks", "fc_width", "dct_pooling", "downsampling", "clamp",
+        "act_norm", "mu_init")
 
     image_shape: tuple[int, int, int]
     n_classes: int

@@ -123,6 +123,10 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be positive")
         if self.augment is not None:
             D.check_augmentation(self.augment)
+        unknown = set(self.model_overrides) - set(ModelConfig.ARCHITECTURE)
+        if unknown:
+            raise ValueError(f"model_overrides may set {', '.join(ModelConfig.ARCHITECTURE)}; "
+                             f"not {', '.join(sorted(unknown))}")
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)

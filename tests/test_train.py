@@ -70,6 +70,8 @@ def test_bad_settings_are_rejected(tmp_path):
         train(_config(tmp_path, dataset="imagenet"), progress=False)
     with pytest.raises(ValueError, match="unknown augmentation 'mixup'"):
         _config(tmp_path, augment="mixup")
+    with pytest.raises(ValueError, match="not depth"):
+        _config(tmp_path, model_overrides={"depth": 3})
 
 
 def test_configs_saved_with_boolean_augment_still_load(tmp_path):
