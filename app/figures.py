@@ -16,6 +16,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from ibinn.sweep import GAMMA_PATH_MODES, axis_label
+
 PALETTE = qualitative.D3 + qualitative.Set3
 
 
@@ -229,22 +231,9 @@ def trajectory_curves(strengths: np.ndarray, series: dict[str, np.ndarray],
 def gamma_axis(positions: Sequence[float], gammas: Sequence[float], modes: Sequence[str]
                ) -> tuple[list[float], list[str]]:
     """Tick values (log10 positions) and labels, with γ = 0 and ∞ named at the ends."""
-    ticks: dict[float, str] = {}
-    for pos, g, mode in zip(positions, gammas, modes, strict=True):
-        if mode.startswith("class-nll"):
-            label = "class-NLL"
-        elif mode == "lx-only" or g == 0:
-            label = "0"
-        elif mode == "ly-only" or math.isinf(g):
-            label = "∞"
-        else:
-            label = f"{g:g}"
-        ticks[math.log10(pos)] = label
+    ticks = {math.log10(pos): axis_label(mode, g)
+             for pos, g, mode in zip(positions, gammas, modes, strict=True)}
     return sorted(ticks), [ticks[k] for k in sorted(ticks)]
-
-
-#: Modes that lie on the IB path along γ (γ = 0 and γ = ∞ at its ends).
-GAMMA_PATH_MODES = ("ib", "lx-only", "ly-only")
 
 
 def gamma_curves(rows: list[dict], metrics: dict[str, str], baselines: dict[str, dict] | None = None

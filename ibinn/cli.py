@@ -8,6 +8,7 @@ Examples::
     ibinn sweep --dataset fashion-mnist --gammas 0,0.1,1,10,inf --out runs/sweep-fm
     ibinn train --dataset cifar10 --preset small --arch fc_width=128 --out runs/c10   # preset, changed
     ibinn zoo                                      # the pretrained models and their metrics
+    ibinn zoo --dataset cifar10 --plot fig6.png    # their metric-vs-γ curves (Fig. 6)
     ibinn info runs/fm-g1                          # config and test metrics of a model
 """
 
@@ -189,6 +190,9 @@ def _add_zoo(sub) -> None:
     p.add_argument("--markdown", action="store_true",
                    help="print every card's full Table 1 row and compute as Markdown tables")
     p.add_argument("--dataset", help="only this family (fashion-mnist, cifar10)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="draw one family's metric-vs-γ curves (Fig. 6) from its cards to FILE "
+                        "(.html: interactive plotly, else PNG)")
     zsub = p.add_subparsers(dest="zoo_command")
     add = zsub.add_parser("add", help="package a finished run as a pretrained model")
     add.add_argument("run", help="run folder (with model.safetensors and metrics.json)")
@@ -225,6 +229,19 @@ def _run_zoo(args) -> int:
         return 0
     if args.markdown:
         print(zoo.markdown_report(cards))
+        return 0
+    if args.plot:
+        families = sorted({c.family for c in cards})
+        if len(families) > 1:
+            raise SystemExit(f"--plot draws one family; choose one with --dataset "
+                             f"({', '.join(families)})")
+        from .evaluate import dataset_note
+        from .sweep import write_curves
+
+        data = cards[0].metrics.get("data", "")
+        path = write_curves(zoo.sweep_rows(cards), args.plot, cards[0].dataset_label,
+                            dataset_note(data))
+        print(f"written {path}")
         return 0
     print(f"{'name':28} {'data':16} {'model':12} {'err %':>6} {'bits/dim':>8} {'ECE %':>6} "
           f"{'OoD AUC %':>9}  compute")

@@ -53,6 +53,21 @@ def plot_position(mode: str, gamma: float, dim: int, finite: list[float]) -> flo
     return gamma
 
 
+#: Modes that lie on the IB path along γ (γ = 0 and γ = ∞ at its ends).
+GAMMA_PATH_MODES = ("ib", "lx-only", "ly-only")
+
+
+def axis_label(mode: str, gamma: float) -> str:
+    """How the γ axis names a run's ``plot_position``: ``0`` and ``∞`` at the ends, class-NLL."""
+    if mode.startswith("class-nll"):
+        return "class-NLL"
+    if mode == "lx-only" or gamma == 0:
+        return "0"
+    if mode == "ly-only" or math.isinf(gamma):
+        return "∞"
+    return f"{gamma:g}"
+
+
 def curve_points(rows: list[dict], section: str, key: str
                  ) -> tuple[list[tuple[float, float, str]], list[tuple[float, float, str]]]:
     """(x, y, name) points of one metric: the IB runs along γ (drawn as a line), and the other
@@ -61,13 +76,14 @@ def curve_points(rows: list[dict], section: str, key: str
     pts = sorted((plot_position(r["mode"], r["gamma"], r["dim"], finite),
                   r["report"][section][key], r["name"], r["mode"]) for r in rows
                  if r["report"][section].get(key) is not None)
-    on_path = [p[:3] for p in pts if p[3] in ("ib", "lx-only", "ly-only")]
-    apart = [p[:3] for p in pts if p[3] not in ("ib", "lx-only", "ly-only")]
+    on_path = [p[:3] for p in pts if p[3] in GAMMA_PATH_MODES]
+    apart = [p[:3] for p in pts if p[3] not in GAMMA_PATH_MODES]
     return on_path, apart
 
 
-def gamma_curves(rows: list[dict]):
-    """Plotly figure: one panel per metric, metric vs γ (log axis). ``rows``: ``sweep.json`` rows."""
+def gamma_curves(rows: list[dict], data: str = "", note: str = ""):
+    """Plotly figure: one panel per metric, metric vs γ (log axis). ``rows``: ``sweep.json`` rows;
+    ``data`` names the data set in the title, ``note`` is printed under the panels."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=2, cols=3, subplot_titles=[f"{label} ({better} is better)"
@@ -84,16 +100,24 @@ def gamma_curves(rows: list[dict]):
                             hovertemplate="%{text}<br>" + label + ": %{y:.3f}<extra></extra>")
         fig.update_xaxes(type="log", title_text="γ (0 and ∞ at the ends)", row=i // 3 + 1,
                          col=i % 3 + 1)
-    fig.update_layout(height=700, title="IB-INN: metrics vs γ", margin=dict(t=80))
+    fig.update_layout(height=700, title=f"IB-INN{' on ' + data if data else ''}: metrics vs γ",
+                      margin=dict(t=80, b=90 if note else 40))
+    if note:
+        fig.add_annotation(text=note, showarrow=False, xref="paper", yref="paper", x=0, y=-0.14,
+                           xanchor="left", font=dict(size=11))
     return fig
 
 
-def _png(rows: list[dict], path: Path) -> None:
+def _png(rows: list[dict], path: Path, data: str, note: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    finite = [r["gamma"] for r in rows if r["mode"] == "ib" and 0 < r["gamma"] < math.inf]
+    at = {plot_position(r["mode"], r["gamma"], r["dim"], finite): (r["mode"], r["gamma"])
+          for r in rows}
+    ticks, labels = sorted(at), [at[t] for t in sorted(at)]
     fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
     for ax, ((section, key), label, better) in zip(axes.flat, CURVES, strict=True):
         for pts, style in zip(curve_points(rows, section, key), ("o-", "D"), strict=True):
@@ -104,12 +128,30 @@ def _png(rows: list[dict], path: Path) -> None:
             for xi, yi, n in pts:
                 ax.annotate(n, (xi, yi), fontsize=7, textcoords="offset points", xytext=(0, 4))
         ax.set_xscale("log")
+        ax.set_xticks(ticks, [axis_label(m, g) for m, g in labels], fontsize=8)
+        ax.minorticks_off()
         ax.set_title(f"{label} ({better} better)", fontsize=9)
         ax.grid(alpha=0.3)
-    fig.suptitle("IB-INN: metrics vs γ (γ = 0 and ∞ drawn at the ends, class-NLL at γ = 1/dim)")
-    fig.tight_layout()
+    fig.suptitle(f"IB-INN{' on ' + data if data else ''}: metrics vs γ "
+                 "(γ = 0 and ∞ drawn at the ends, class-NLL at γ = 1/dim)")
+    if note:
+        fig.text(0.01, 0.005, note, fontsize=8, ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))
     fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
+
+
+def write_curves(rows: list[dict], path: str | Path, data: str = "", note: str = "") -> Path:
+    """Write the metric-vs-γ curves of ``rows`` (``sweep.json`` rows, or
+    ``ibinn.zoo.sweep_rows`` of shipped cards) as interactive HTML for a ``.html`` path, as a PNG
+    otherwise; ``data`` names the data set, ``note`` is its caveat (``dataset_note``)."""
+    path = Path(path)
+    if path.suffix == ".html":
+        fig = gamma_curves(rows, data, note)
+        atomic_write(path, lambda tmp: fig.write_html(tmp, include_plotlyjs=True))
+    else:
+        atomic_write(path, lambda tmp: _png(rows, Path(tmp), data, note))
+    return path
 
 
 #: Settings that change where or how a run executes, not the model it makes.
@@ -156,7 +198,6 @@ def sweep(base: TrainConfig, gammas: list[float], modes: list[str], out: str | P
     saved = [r | {"gamma": "inf" if math.isinf(r["gamma"]) else r["gamma"]} for r in rows]
     atomic_write(out / "sweep.json", lambda tmp: Path(tmp).write_text(
         json.dumps(_jsonable(saved), indent=2)))
-    fig = gamma_curves(rows)
-    atomic_write(out / "sweep.html", lambda tmp: fig.write_html(tmp, include_plotlyjs=True))
-    atomic_write(out / "sweep.png", lambda tmp: _png(rows, Path(tmp)))
+    for path in (out / "sweep.html", out / "sweep.png"):
+        write_curves(rows, path, base.dataset, note)
     return rows

@@ -145,6 +145,19 @@ def markdown_report(cards: list[ModelCard]) -> str:
     return "\n".join(parts)
 
 
+def sweep_rows(cards: list[ModelCard]) -> list[dict]:
+    """The IB-INN cards among ``cards`` as ``ibinn.sweep`` rows, so that Fig. 6 can be drawn
+    from the shipped full-test-set metrics without evaluating again (baselines have no γ)."""
+    rows = []
+    for c in cards:
+        if c.kind != "ibinn" or "test" not in c.metrics:
+            continue
+        shape = json.loads((c.path.parent / "config.json").read_text())["image_shape"]
+        rows.append({"name": c.name.split("/", 1)[1], "mode": c.mode, "gamma": c.gamma,
+                     "dim": math.prod(shape), "report": c.metrics})
+    return rows
+
+
 def is_zoo_name(name: str, root: Path = PRETRAINED_DIR) -> bool:
     return (Path(root) / name / CARD).exists()
 

@@ -11,6 +11,7 @@ import ibinn
 from ibinn import zoo
 from ibinn.cli import main
 from ibinn.evaluate import evaluate
+from ibinn.sweep import axis_label
 from ibinn.train import TrainConfig, train
 
 SHIPPED = zoo.list_models()
@@ -134,6 +135,26 @@ def test_zoo_cli_lists_and_reports(capsys):
     for card in SHIPPED:
         if card.family == "fashion-mnist":
             assert f"| {card.name} | " in report and f"{card.metrics['test']['error']:.2f}" in report
+
+
+def test_zoo_cli_draws_a_familys_curves_from_its_cards(tmp_path):
+    rows = zoo.sweep_rows([c for c in SHIPPED if c.family == "cifar10"])
+    assert {r["name"] for r in rows} == set(SWEEP) - {"resnet"}  # baselines have no γ
+    assert all(r["dim"] == 3 * 32 * 32 and "error" in r["report"]["test"] for r in rows)
+    png, html = tmp_path / "fig6.png", tmp_path / "fig6.html"
+    assert main(["zoo", "--dataset", "cifar10", "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["zoo", "--dataset", "cifar10", "--plot", str(html)]) == 0
+    page = html.read_text()
+    assert "CIFAR-10 (JPEG)" in page and "NOT comparable" in page and "gamma-10" in page
+    with pytest.raises(SystemExit, match="choose one with --dataset"):
+        main(["zoo", "--plot", str(png)])
+
+
+def test_gamma_axis_names_the_ends():
+    assert [axis_label(m, g) for m, g in [("ib", 0.0), ("lx-only", 1.0), ("ib", 0.1),
+                                          ("ib", math.inf), ("class-nll", 1.0)]] == [
+        "0", "0", "0.1", "∞", "class-NLL"]
 
 
 def test_gamma_parsing():
