@@ -3,10 +3,12 @@
 Reference: Ardizzone, Mackowiak, Rother, Köthe, "Training Normalizing Flows with the Information
 Bottleneck for Competitive Generative Classification", NeurIPS 2020.
 
-Example:
+Example (offline, on a shipped model and the demo images beside it):
     >>> import ibinn
-    >>> model = ibinn.load("runs/fm-g1")  # doctest: +SKIP
-    >>> model.predict_proba(images)  # doctest: +SKIP
+    >>> model = ibinn.load("fashion-mnist/gamma-1", device="cpu")
+    >>> images = ibinn.load_dataset("demo:fashion-mnist").images[:8]  # uint8 (8, 1, 28, 28)
+    >>> model.predict_proba(images).shape, model.bits_per_dim(images).shape
+    (torch.Size([8, 10]), torch.Size([8]))
 """
 
 from __future__ import annotations
@@ -40,8 +42,6 @@ def load(path: str | Path, device: str | torch.device | None = "auto") -> IBINN 
     :class:`IBINN` or, for a checkpoint whose config says ``model_type`` ``"resnet"``, ``"irevnet"``
     or ``"vib"``, as that baseline of :mod:`ibinn.baselines`.
     """
-    from . import zoo
-
     if not Path(path).exists() and zoo.is_zoo_name(str(path)):
         return zoo.load(str(path), device=device)
     path = Path(path)

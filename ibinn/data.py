@@ -20,8 +20,8 @@ label smoothing. The dequantisation noise is centred, ``U(-1/512, 1/512)``, so t
 image ``k/255`` sits at the centre of its training bin.
 
 Example:
-    >>> data = load_dataset("demo:fashion-mnist", split="test")  # doctest: +SKIP
-    >>> data.images.shape, data.classes[0]  # doctest: +SKIP
+    >>> data = load_dataset("demo:fashion-mnist", split="test")
+    >>> data.images.shape, data.classes[0]
     (torch.Size([2000, 1, 28, 28]), 'T-shirt/top')
 """
 

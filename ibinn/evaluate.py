@@ -13,9 +13,11 @@ as its own OoD score (``auc_info_loss``).
 Example:
     >>> import ibinn
     >>> from ibinn.evaluate import evaluate
-    >>> model = ibinn.load("runs/fm-g1")  # doctest: +SKIP
-    >>> report = evaluate(model, ibinn.load_dataset("demo:fashion-mnist"))  # doctest: +SKIP
-    >>> report["test"]["error"]  # doctest: +SKIP
+    >>> model = ibinn.load("fashion-mnist/gamma-1", device="cpu")
+    >>> demo = ibinn.load_dataset("demo:fashion-mnist")
+    >>> report = evaluate(model, demo, ["inverted"], limit=500, progress=False)
+    >>> report["test"]["error"] < 15, report["ood"]["inverted"]["auc_typicality"] > 90
+    (True, True)
 """
 
 from __future__ import annotations

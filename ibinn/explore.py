@@ -18,12 +18,12 @@ plotted without touching torch again.
 Example:
     >>> import ibinn
     >>> from ibinn import explore
-    >>> model = ibinn.load("runs/fm-g1")  # doctest: +SKIP
-    >>> data = ibinn.load_dataset("demo:fashion-mnist")  # doctest: +SKIP
-    >>> view = explore.summarize(model, data.images, data.labels)  # doctest: +SKIP
-    >>> proj = explore.fit_projection("pca-means", view.z, view.mu)  # doctest: +SKIP
-    >>> proj.transform(view.z).shape  # doctest: +SKIP
-    (2000, 2)
+    >>> model = ibinn.load("fashion-mnist/gamma-1", device="cpu")
+    >>> data = ibinn.load_dataset("demo:fashion-mnist")
+    >>> view = explore.summarize(model, data.images[:500], data.labels[:500])
+    >>> proj = explore.fit_projection("pca-means", view.z, view.mu)
+    >>> proj.transform(view.z).shape
+    (500, 2)
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ subset); ``pretrained/<family>/demo.npz`` (2,000 class-balanced test images);
 
 Example:
     >>> import ibinn
-    >>> [card.name for card in ibinn.zoo.list_models()][:2]  # doctest: +SKIP
-    ['fashion-mnist/class-nll', 'fashion-mnist/gamma-0']
-    >>> model = ibinn.load("fashion-mnist/gamma-1")  # doctest: +SKIP
+    >>> card = next(c for c in ibinn.zoo.list_models() if c.name == "fashion-mnist/gamma-1")
+    >>> card.kind, card.preset, card.metrics["test"]["error"] < 10
+    ('ibinn', 'small', True)
+    >>> model = ibinn.load(card.name, device="cpu")  # sha256-checked against the manifest
 """
 
 from __future__ import annotations

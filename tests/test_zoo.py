@@ -82,6 +82,20 @@ def test_shipped_zoo_has_the_whole_sweep(family):
         assert card.command.startswith("ibinn train ") and card.train_seconds > 0
 
 
+def _error_target(card: zoo.ModelCard) -> float:
+    """Issue 5's test-error target for a family's γ = 1 model (CIFAR-10: CPU- or GPU-trained)."""
+    if card.family == "cifar10":
+        return 40.0 if card.device == "cpu" else 15.0
+    return 10.0
+
+
+@pytest.mark.parametrize("family", ["fashion-mnist", "cifar10"])
+def test_shipped_gamma_1_meets_its_error_target(family):
+    card = next(c for c in SHIPPED if c.name == f"{family}/gamma-1")
+    assert card.metrics["n"] == 10_000  # the full test set, not the demo subset
+    assert card.metrics["test"]["error"] <= _error_target(card)
+
+
 def test_shipped_zoo_fits_its_size_budget():
     sizes = {f: f.stat().st_size for f in zoo.PRETRAINED_DIR.rglob("*") if f.is_file()}
     assert max(sizes.values()) <= 10 * 2**20, max(sizes, key=sizes.get)
