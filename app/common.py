@@ -487,13 +487,3 @@ def read_image(data: bytes, name: str, image_shape) -> tuple[np.ndarray, list[st
 
 # --------------------------------------------------------------------------- metrics of cards
 
-#: The headline metrics shown on model cards and the γ page: key → (section, name in the report).
-HEADLINE = {"error": ("test", "error"), "bits_per_dim": ("test", "bits_per_dim"),
-            "ece": ("test", "ece"), "calibration_geo_mean": ("test", "calibration_geo_mean"),
-            "auc": ("ood_average", "auc_typicality"),
-            "entropy_increase": ("ood_average", "entropy_increase")}
-
-
-def headline(metrics: dict) -> dict[str, float | None]:
-    """The headline numbers of a model card or ``ibinn.evaluate`` report (None where unmeasured)."""
-    return {key: (metrics.get(section) or {}).get(name) for key, (section, name) in HEADLINE.items()}

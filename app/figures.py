@@ -8,7 +8,6 @@ second each on a slow CPU, which adds up on every rerun.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,9 +15,12 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ibinn.sweep import GAMMA_PATH_MODES, axis_label
+from ibinn import sweep
 
 PALETTE = qualitative.D3 + qualitative.Set3
+
+#: Fig. 6, metrics vs γ: the figure that `ibinn sweep` and `ibinn zoo --plot` write too.
+gamma_curves = sweep.gamma_curves
 
 
 def _axis(kind: str, i: int) -> str:
@@ -225,72 +227,6 @@ def trajectory_curves(strengths: np.ndarray, series: dict[str, np.ndarray],
             shapes.append(vline(marker_at, i, dash="dot", color="grey"))
         fig.update_xaxes(title_text=strength_label, row=1, col=i)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), shapes=shapes)
-    return fig
-
-
-def gamma_axis(positions: Sequence[float], gammas: Sequence[float], modes: Sequence[str]
-               ) -> tuple[list[float], list[str]]:
-    """Tick values (log10 positions) and labels, with γ = 0 and ∞ named at the ends."""
-    ticks = {math.log10(pos): axis_label(mode, g)
-             for pos, g, mode in zip(positions, gammas, modes, strict=True)}
-    return sorted(ticks), [ticks[k] for k in sorted(ticks)]
-
-
-def gamma_curves(rows: list[dict], metrics: dict[str, str], baselines: dict[str, dict] | None = None
-                 ) -> go.Figure:
-    """Metric vs γ. ``rows``: dicts with ``position`` (γ on the log axis, 0/∞ mapped to the ends),
-    ``gamma``, ``mode``, ``label`` and the metric keys; ``metrics``: key → panel title;
-    ``baselines``: name → metric values drawn as dashed horizontal lines. Metrics that no model
-    has (e.g. calibration of run folders without a card) get no panel."""
-    def measured(key: str) -> bool:
-        values = [row.get(key) for row in rows] + [b.get(key) for b in (baselines or {}).values()]
-        return any(v is not None and np.isfinite(v) for v in values)
-
-    keys = [k for k in metrics if measured(k)] or list(metrics)[:1]
-    cols = min(3, len(keys))
-    nrows = math.ceil(len(keys) / cols)
-    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=[metrics[k] for k in keys],
-                        vertical_spacing=0.18, horizontal_spacing=0.07)
-    rows = sorted(rows, key=lambda r: r["position"])
-    tickvals, ticktext = gamma_axis([r["position"] for r in rows], [r["gamma"] for r in rows],
-                                    [r["mode"] for r in rows]) if rows else ([], [])
-    # baselines span the measured γ range as dashed lines named in the legend (text labels on the
-    # panels overlapped wherever two baselines score alike)
-    span = [math.log10(r["position"]) for r in rows] or [0.0, 1.0]
-    x_span = [min(span) - 0.2, max(span) + 0.2]
-    in_legend: set[str] = set()  # each baseline named once, all its panels toggled together
-    for i, key in enumerate(keys):
-        r, c = divmod(i, cols)
-        measured_rows = [row for row in rows if row.get(key) is not None and np.isfinite(row[key])]
-        # the IB path along γ is a line; class-NLL models are lone markers beside it
-        for on_path in (True, False):
-            pts = [(math.log10(row["position"]), row[key], row["label"]) for row in measured_rows
-                   if (row["mode"] in GAMMA_PATH_MODES) == on_path]
-            if not pts:
-                continue
-            x, y, text = zip(*pts, strict=True)
-            fig.add_trace(go.Scatter(
-                x=x, y=y, text=text, mode="lines+markers" if on_path else "markers",
-                name=metrics[key], showlegend=False, line=dict(color="#1f77b4"),
-                marker=dict(symbol="circle" if on_path else "diamond", size=8 if on_path else 11,
-                            color="#1f77b4" if on_path else "#ff7f0e"),
-                hovertemplate="%{text}<br>%{y:.4g}<extra></extra>"), row=r + 1, col=c + 1)
-        for j, (name, values) in enumerate((baselines or {}).items()):  # colours after blue, orange
-            value = values.get(key)
-            if value is not None and np.isfinite(value):
-                fig.add_trace(go.Scatter(
-                    x=x_span, y=[value, value], mode="lines", name=name, legendgroup=name,
-                    showlegend=name not in in_legend,
-                    line=dict(dash="dash", color=class_color(j + 2)),
-                    hovertemplate=f"{name}<br>%{{y:.4g}}<extra></extra>"), row=r + 1, col=c + 1)
-                in_legend.add(name)
-        fig.update_xaxes(tickvals=tickvals, ticktext=ticktext, title_text="γ (log scale)",
-                         row=r + 1, col=c + 1)
-    height, top, bottom = 300 * nrows + 60, 60, 70
-    # the legend sits below the last row's axis title: 50 px, as a fraction of the plotting area
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=top, b=bottom),
-                      legend=dict(orientation="h", yanchor="top", y=-50 / (height - top - bottom),
-                                  x=0, title_text="discriminative baselines"))
     return fig
 
 

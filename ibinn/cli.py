@@ -227,9 +227,6 @@ def _run_zoo(args) -> int:
     if not cards:
         print("no pretrained models found in", zoo.PRETRAINED_DIR)
         return 0
-    if args.markdown:
-        print(zoo.markdown_report(cards))
-        return 0
     if args.plot:
         families = sorted({c.family for c in cards})
         if len(families) > 1:
@@ -238,10 +235,13 @@ def _run_zoo(args) -> int:
         from .evaluate import dataset_note
         from .sweep import write_curves
 
-        data = cards[0].metrics.get("data", "")
-        path = write_curves(zoo.sweep_rows(cards), args.plot, cards[0].dataset_label,
-                            dataset_note(data))
+        baselines = {c.name.split("/", 1)[1]: c.metrics for c in cards if c.kind != "ibinn"}
+        path = write_curves(zoo.sweep_rows(cards), args.plot, baselines, cards[0].dataset_label,
+                            dataset_note(cards[0].metrics.get("data", "")))
         print(f"written {path}")
+    if args.markdown:
+        print(zoo.markdown_report(cards))
+    if args.plot or args.markdown:
         return 0
     print(f"{'name':28} {'data':16} {'model':12} {'err %':>6} {'bits/dim':>8} {'ECE %':>6} "
           f"{'OoD AUC %':>9}  compute")

@@ -151,16 +151,18 @@ def test_zoo_cli_lists_and_reports(capsys):
             assert f"| {card.name} | " in report and f"{card.metrics['test']['error']:.2f}" in report
 
 
-def test_zoo_cli_draws_a_familys_curves_from_its_cards(tmp_path):
+def test_zoo_cli_draws_a_familys_curves_from_its_cards(tmp_path, capsys):
     rows = zoo.sweep_rows([c for c in SHIPPED if c.family == "cifar10"])
     assert {r["name"] for r in rows} == set(SWEEP) - {"resnet"}  # baselines have no γ
     assert all(r["dim"] == 3 * 32 * 32 and "error" in r["report"]["test"] for r in rows)
     png, html = tmp_path / "fig6.png", tmp_path / "fig6.html"
     assert main(["zoo", "--dataset", "cifar10", "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["zoo", "--dataset", "cifar10", "--plot", str(html)]) == 0
+    assert main(["zoo", "--dataset", "cifar10", "--plot", str(html), "--markdown"]) == 0
+    assert "| cifar10/gamma-1 |" in capsys.readouterr().out  # --markdown beside --plot
     page = html.read_text()
     assert "CIFAR-10 (JPEG)" in page and "NOT comparable" in page and "gamma-10" in page
+    assert '"legendgroup":"resnet"' in page  # the baseline as a dashed line
     with pytest.raises(SystemExit, match="choose one with --dataset"):
         main(["zoo", "--plot", str(png)])
 

@@ -8,8 +8,6 @@ import common
 import figures
 import streamlit as st
 
-from ibinn.sweep import plot_position
-
 st.title("γ comparison")
 common.explain("""
 The Information-Bottleneck loss L = L_X − γ·L_Y trades two goals. **L_X** asks the network to model
@@ -54,17 +52,11 @@ def metrics_of(entry: common.ModelEntry) -> tuple[dict, str]:
 
 rows, sources = [], {}
 dim = math.prod(ibinns[0].image_shape) if ibinns else 1
-finite = [e.gamma for e in ibinns if e.mode == "ib" and 0 < e.gamma < math.inf]
 for e in ibinns:
     m, sources[e.label] = metrics_of(e)
-    rows.append({"position": plot_position(e.mode, e.gamma, dim, finite), "gamma": e.gamma,
-                 "mode": e.mode, "label": e.label, **common.headline(m)})
-
-panels = {"error": "test error (%) ↓", "bits_per_dim": "bits/dim ↓", "ece": "ECE (%) ↓",
-          "calibration_geo_mean": "calibration geo. mean (%) ↓",
-          "auc": "OoD detection ROC-AUC (%) ↑", "entropy_increase": "OoD entropy increase (nats) ↑"}
-lines = {e.label: common.headline(e.metrics) for e in baselines}
-st.plotly_chart(common.figure(figures.gamma_curves, rows, panels, lines), key="gamma_curves")
+    rows.append({"name": e.label, "mode": e.mode, "gamma": e.gamma, "dim": dim, "report": m})
+lines = {e.label: e.metrics for e in baselines}
+st.plotly_chart(common.figure(figures.gamma_curves, rows, lines), key="gamma_curves")
 st.caption(f"{len(rows)} IB-INN models of {family}; metrics from "
            + ", ".join(f"{k}: {v}" for k, v in sources.items()))
 if len(rows) < 2:

@@ -8,6 +8,7 @@ import common
 import streamlit as st
 
 import ibinn
+from ibinn.sweep import headline
 
 st.title("Models")
 common.explain("""
@@ -51,7 +52,7 @@ def card(entry: common.ModelEntry, show_notes: bool = True) -> None:
         what = (f"{entry.gamma_text} · mode `{entry.mode}`" if entry.kind == "ibinn"
                 else f"discriminative baseline (`{entry.kind}`, no likelihood)")
         st.caption(f"{entry.dataset_label} · {what} · preset `{entry.preset}` · from {entry.source}")
-        m = common.headline(entry.metrics)
+        m = headline(entry.metrics)
         # a table, not st.metric: three big metric numbers do not fit a third of the page
         st.markdown("| test error | bits/dim | calibration |\n|:-:|:-:|:-:|\n"
                     f"| **{_fmt(m['error'], NBSP + '%')}** | **{_fmt(m['bits_per_dim'], '', 3)}** "
