@@ -93,10 +93,11 @@ def image_grid(images: np.ndarray, row_labels: Sequence[str] = (), col_labels: S
 def latent_scatter(xy: np.ndarray, color_by: np.ndarray, classes: Sequence[str], mu_xy: np.ndarray,
                    confidence: np.ndarray, nll: np.ndarray, bits_per_dim: np.ndarray,
                    labels: np.ndarray, predicted: np.ndarray, axis_titles: tuple[str, str] = ("", ""),
-                   title: str = "", height: int = 560) -> go.Figure:
+                   title: str = "", height: int = 560, legend_below: bool = False) -> go.Figure:
     """Demo-set latents in 2D, one trace per class of ``color_by`` (-1: not drawn), class means as
     large stars. ``customdata`` of every point starts with its index into the demo set, for
-    selection events; the hover shows true and predicted class, top posterior and NLL."""
+    selection events; the hover shows true and predicted class, top posterior and NLL.
+    ``legend_below``: for narrow small multiples, whose plot a legend at the side squeezes."""
     fig = go.Figure()
     idx = np.arange(len(xy))
     for k, name in enumerate(classes):
@@ -120,7 +121,9 @@ def latent_scatter(xy: np.ndarray, color_by: np.ndarray, classes: Sequence[str],
         hovertemplate="μ of %{text}<extra></extra>"))
     fig.update_layout(title=title or None, height=height,
                       margin=dict(l=10, r=10, t=50 if title else 36, b=10),  # room for the modebar
-                      legend=dict(itemsizing="constant"), dragmode="lasso",
+                      legend=dict(itemsizing="constant", **(dict(orientation="h", yanchor="top", y=-0.18)
+                                                             if legend_below else {})),
+                      dragmode="lasso",
                       xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
     return fig
 

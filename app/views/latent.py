@@ -58,7 +58,7 @@ def panel(entry: common.ModelEntry, height: int, single: bool) -> None:
     fig = common.figure(
         figures.latent_scatter, xy, by, data.classes, mu_xy, view.confidence, -view.log_likelihood,
         view.bits_per_dim, view.labels, view.predicted, proj.axis_titles,
-        title="", height=height)
+        title="", height=height, legend_below=not single)
     # The figure must not depend on the selection: a changed figure is a new widget, which would
     # drop the selection it was made with.
     event = st.plotly_chart(fig, key=f"sel-{entry.key}-{method}", on_select="rerun",
@@ -104,4 +104,4 @@ else:
     cols = st.columns(min(3, len(chosen)))
     for j, entry in enumerate(chosen):
         with cols[j % len(cols)]:
-            panel(entry, 460, False)
+            panel(entry, 580, False)  # the legend below takes ~120 px
