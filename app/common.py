@@ -22,6 +22,7 @@ import streamlit as st
 
 import ibinn
 from ibinn import explore, zoo
+from ibinn.data import DATASET_LABELS, dataset_label
 
 REPO = Path(__file__).resolve().parent.parent
 #: Where run folders live; the Train page writes to ``<runs>/app/<name>``.
@@ -32,10 +33,6 @@ SELECTED = "selected_models"
 EXTRA = "extra_model_paths"
 PENDING = "_selection_pending"
 QUERY = "model"  #: ``?model=fashion-mnist/gamma-1&model=...`` opens the app on these models
-
-_FAMILY_LABELS = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10",
-                  "cifar100": "CIFAR-100", "svhn": "SVHN"}
-
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -76,7 +73,7 @@ def gamma_text(mode: str, gamma: float) -> str:
 def family_of(dataset: str, image_shape) -> str:
     """The demo-set family of a model trained on ``dataset``."""
     name = dataset.split(":", 1)[1] if dataset.startswith("demo:") else dataset
-    if name in _FAMILY_LABELS:
+    if name in DATASET_LABELS:
         return name
     if "cifar" in name.lower() or tuple(image_shape) == (3, 32, 32):
         return "cifar10"
@@ -134,9 +131,9 @@ def entry_from_file(path: str | Path, source: str, label: str | None = None, nam
     if label is None:
         name = name or (path.parent.name if path.name == "model.safetensors" else path.stem)
         what = gamma_text(mode, gamma) if kind == "ibinn" else kind
-        label = f"{name} · {_FAMILY_LABELS.get(family, family)} · {what}"
+        label = f"{name} · {dataset_label(dataset or family)} · {what}"
     return ModelEntry(key=str(path.resolve()), label=label, path=str(path.resolve()), family=family,
-                      dataset_label=_FAMILY_LABELS.get(family, dataset or "?"), mode=mode,
+                      dataset_label=dataset_label(dataset) if dataset else "?", mode=mode,
                       gamma=gamma, preset=cfg.get("preset", "?"), image_shape=shape,
                       source=source, kind=kind, metrics=metrics, info=info)
 

@@ -51,6 +51,10 @@ TORCHVISION_SETS = {
     "svhn": "SVHN",
 }
 _MNIST_LIKE = {"fashion-mnist", "mnist"}
+
+#: How reports and the dashboard name the torchvision data sets.
+DATASET_LABELS = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10",
+                  "cifar100": "CIFAR-100", "svhn": "SVHN"}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -96,6 +100,26 @@ class ImageData:
 def default_root() -> Path:
     """Where data sets live unless a ``root`` is given: ``$IBINN_DATA`` or ``~/.cache/ibinn/data``."""
     return Path(os.environ.get("IBINN_DATA", Path.home() / ".cache" / "ibinn" / "data"))
+
+
+def is_cifar10_jpeg(name: str) -> bool:
+    """Whether data set ``name`` is the JPEG copy of CIFAR-10 (an ``imagefolder:`` or ``demo:``
+    name that mentions CIFAR-10): its bits/dim are not comparable with published figures."""
+    flat = name.lower().replace("-", "").replace("_", "")
+    return ("cifar10" in flat and "cifar100" not in flat
+            and (name.startswith(("imagefolder:", "demo:")) or "jpeg" in flat))
+
+
+def dataset_label(name: str) -> str:
+    """The display name of data set ``name``.
+
+    >>> dataset_label("fashion-mnist"), dataset_label("imagefolder:data/cifar10-jpeg")
+    ('Fashion-MNIST', 'CIFAR-10 (JPEG)')
+    """
+    if is_cifar10_jpeg(name):
+        return "CIFAR-10 (JPEG)"
+    key = name.split(":", 1)[1] if name.startswith("demo:") else name
+    return DATASET_LABELS.get(key, name)
 
 
 def dataset_names() -> list[str]:

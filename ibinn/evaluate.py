@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from . import metrics as M
 from . import ood
 from .checkpoint import atomic_write
-from .data import ImageData
+from .data import ImageData, is_cifar10_jpeg
 
 PERCENT = 100.0
 
@@ -147,7 +147,7 @@ def markdown_table(rows: dict[str, dict], note: str = "") -> str:
 
 def dataset_note(name: str) -> str:
     """The caveat every report on the JPEG copy of CIFAR-10 must carry."""
-    if "cifar" in name.lower() and ("jpeg" in name.lower() or name.startswith("imagefolder:")):
+    if is_cifar10_jpeg(name):
         return ("Data: CIFAR-10 (JPEG), re-encoded at JPEG quality 75: accuracy is close to the "
                 "original's, but bits/dim is NOT comparable with published CIFAR-10 figures "
                 "(JPEG smoothing lowers it).")

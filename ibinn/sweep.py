@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 
 from .checkpoint import atomic_write
-from .data import load_dataset
+from .data import dataset_label, load_dataset
 from .evaluate import _jsonable, dataset_note, evaluate, markdown_table, write_report
 from .model import IBINN
 from .train import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, TrainConfig, train
@@ -31,6 +31,10 @@ CURVES = {
     "entropy_increase": ("ood_average", "entropy_increase", "OoD entropy increase (nats) ↑"),
     "auc": ("ood_average", "auc_typicality", "OoD detection ROC-AUC (%) ↑"),
 }
+
+#: Rates that may span decades along γ (near chance at γ = 0, a few percent elsewhere): drawn on a
+#: log axis when they do. Differences such as the entropy increase stay linear.
+LOG_SCALE_CURVES = ("error", "calibration_geo_mean", "ece")
 
 #: Modes that lie on the IB path along γ (γ = 0 and γ = ∞ at its ends).
 GAMMA_PATH_MODES = ("ib", "lx-only", "ly-only")
@@ -107,9 +111,11 @@ class _Figure6:
         return cls(panels, on_path, apart, lines, sorted(ticks.items()))
 
     def log_ticks(self, key: str) -> list[float]:
-        """1-2-5 ticks for a panel that reads better on a log scale (values all positive and
-        spanning more than a decade: the error of γ = 0 near chance would flatten the rest);
-        empty for a linear panel."""
+        """1-2-5 ticks for a panel that reads better on a log scale (one of ``LOG_SCALE_CURVES``,
+        its values spanning more than a decade: the error of γ = 0 near chance would flatten the
+        rest); empty for a linear panel."""
+        if key not in LOG_SCALE_CURVES:
+            return []
         ys = [y for _, y, _ in self.on_path[key] + self.apart[key]]
         ys += [b[key] for b in self.baselines.values() if b[key] is not None]
         if not ys or min(ys) <= 0 or max(ys) <= 10 * min(ys):
@@ -283,5 +289,5 @@ def sweep(base: TrainConfig, gammas: list[float], modes: list[str], out: str | P
     atomic_write(out / "sweep.json", lambda tmp: Path(tmp).write_text(
         json.dumps(_jsonable(saved), indent=2)))
     for path in (out / "sweep.html", out / "sweep.png"):
-        write_curves(rows, path, data=base.dataset, note=note)
+        write_curves(rows, path, data=dataset_label(base.dataset), note=note)
     return rows

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint import CheckpointError, atomic_write
-from .data import PRETRAINED_DIR, load_dataset
+from .data import PRETRAINED_DIR, dataset_label, load_dataset
 from .evaluate import _jsonable, dataset_note, evaluate, markdown_table
 from .model import IBINN
 from .train import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
@@ -34,9 +34,6 @@ from .train import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
 MANIFEST = "manifest.json"
 CARD = "card.json"
 
-#: How reports name each family's data set.
-DATASET_LABELS = {"fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10 (JPEG)",
-                  "mnist": "MNIST", "cifar100": "CIFAR-100", "svhn": "SVHN"}
 
 
 @dataclass
@@ -213,7 +210,7 @@ def add(run: str | Path, name: str, command: str, test_data: str | None = None,
     demo = evaluate(shipped, load_dataset(f"demo:{family}"), ood_sets, root=root_data)
     card = {
         "name": name, "family": family,
-        "dataset_label": DATASET_LABELS.get(family, family), "dataset": shipped.config.dataset,
+        "dataset_label": dataset_label(shipped.config.dataset), "dataset": shipped.config.dataset,
         "data_note": dataset_note(shipped.config.dataset),
         "kind": getattr(shipped, "model_type", "ibinn"),
         "mode": shipped.config.mode, "gamma": config_json["gamma"], "preset": shipped.config.preset,

@@ -5,6 +5,7 @@ from PIL import Image
 
 import ibinn
 from ibinn import data as D
+from ibinn.evaluate import dataset_note
 
 
 def test_demo_subset_is_balanced_real_images(demo_fm):
@@ -93,3 +94,18 @@ def test_full_cifar10_jpeg(cifar10_jpeg_dir):
     test_set = {(bytes(img), int(y)) for img, y in zip(test.images.numpy(), test.labels, strict=True)}
     assert all((bytes(img), int(y)) in test_set
                for img, y in zip(demo.images.numpy()[:300], demo.labels[:300], strict=True))
+
+
+@pytest.mark.parametrize("name, label, jpeg", [
+    ("fashion-mnist", "Fashion-MNIST", False),
+    ("demo:fashion-mnist", "Fashion-MNIST", False),
+    ("cifar10", "CIFAR-10", False),  # torchvision's original
+    ("imagefolder:data/cifar10-jpeg", "CIFAR-10 (JPEG)", True),
+    ("demo:cifar10", "CIFAR-10 (JPEG)", True),  # the shipped demo set comes from the JPEG copy
+    ("imagefolder:/data/CIFAR-100", "imagefolder:/data/CIFAR-100", False),
+    ("imagefolder:/data/imagenet32", "imagefolder:/data/imagenet32", False),
+])
+def test_dataset_label_and_the_jpeg_caveat(name, label, jpeg):
+    assert D.dataset_label(name) == label
+    assert D.is_cifar10_jpeg(name) == jpeg
+    assert bool(dataset_note(name)) == jpeg

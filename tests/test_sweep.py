@@ -64,3 +64,11 @@ def test_gamma_curves_use_a_log_y_axis_only_for_positive_values_spanning_a_decad
     assert fig.layout.yaxis.type == "log"  # error 8 → 90 %: the γ = 0 run would flatten the rest
     assert fig.layout.yaxis.tickvals == (5, 10, 20, 50, 100)
     assert fig.layout.yaxis2.type != "log"  # bits/dim 4.0 → 4.3
+
+
+def test_differences_such_as_the_entropy_increase_stay_on_a_linear_axis():
+    rows = [{**_row("gamma-0", "lx-only", 0.0, 90.0), "report": {"ood_average": {"entropy_increase": 0.01}}},
+            {**_row("gamma-1", "ib", 1.0, 8.0), "report": {"ood_average": {"entropy_increase": 0.8}}}]
+    fig = ibinn.sweep.gamma_curves(rows)
+    assert [a.text for a in fig.layout.annotations] == ["OoD entropy increase (nats) ↑"]
+    assert fig.layout.yaxis.type != "log"
