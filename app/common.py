@@ -133,7 +133,7 @@ def entry_from_file(path: str | Path, source: str, label: str | None = None, nam
         what = gamma_text(mode, gamma) if kind == "ibinn" else kind
         label = f"{name} · {dataset_label(dataset or family)} · {what}"
     return ModelEntry(key=str(path.resolve()), label=label, path=str(path.resolve()), family=family,
-                      dataset_label=dataset_label(dataset) if dataset else "?", mode=mode,
+                      dataset_label=dataset_label(dataset or family), mode=mode,
                       gamma=gamma, preset=cfg.get("preset", "?"), image_shape=shape,
                       source=source, kind=kind, metrics=metrics, info=info)
 
@@ -480,7 +480,3 @@ def read_image(data: bytes, name: str, image_shape) -> tuple[np.ndarray, list[st
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
         raise ValueError(f"{name} is not an image this app can read: upload a PNG, JPEG, BMP, GIF, "
                          f"WebP or TIFF file ({type(err).__name__}).") from err
-
-
-# --------------------------------------------------------------------------- metrics of cards
-

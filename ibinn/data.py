@@ -50,11 +50,10 @@ TORCHVISION_SETS = {
     "cifar100": "CIFAR100",
     "svhn": "SVHN",
 }
-_MNIST_LIKE = {"fashion-mnist", "mnist"}
-
 #: How reports and the dashboard name the torchvision data sets.
 DATASET_LABELS = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10",
                   "cifar100": "CIFAR-100", "svhn": "SVHN"}
+_MNIST_LIKE = {"fashion-mnist", "mnist"}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 

@@ -35,7 +35,6 @@ MANIFEST = "manifest.json"
 CARD = "card.json"
 
 
-
 @dataclass
 class ModelCard:
     """What ``card.json`` says of one pretrained model."""
