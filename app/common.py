@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ibinn
-from ibinn import explore, zoo
+from ibinn import explore, images, zoo
 from ibinn.data import DATASET_LABELS, dataset_label
 
 REPO = Path(__file__).resolve().parent.parent
@@ -464,19 +464,27 @@ def image_pick(data: ibinn.ImageData, key: str, default_class: int = 0, label: s
     return int(members[int(i)])
 
 
-def read_image(data: bytes, name: str, image_shape) -> tuple[np.ndarray, list[str]]:
-    """Decode uploaded bytes and convert them to the model's format (``explore.fit_image``).
-
-    Raises ValueError with a message for the user when the bytes are not a readable image.
-    """
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
+@st.cache_data(show_spinner=False, max_entries=64)
+def _decode_image(data: bytes, image_shape: tuple) -> tuple[np.ndarray | None, list[str], str]:
+    """``images.load_image`` of an upload, once per distinct content and shape (Streamlit hashes
+    the bytes), so that reruns do not decode it again: ``(array, notes, "")``, or
+    ``(None, [], message)`` for a file that is refused (cached too, so that a hostile upload
+    costs one decode, not one per rerun)."""
     try:
-        with Image.open(io.BytesIO(data)) as pil:
-            pil.load()
-            return explore.fit_image(pil, image_shape)
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
-        raise ValueError(f"{name} is not an image this app can read: upload a PNG, JPEG, BMP, GIF, "
-                         f"WebP or TIFF file ({type(err).__name__}).") from err
+        array, notes = images.load_image(data, image_shape)
+    except images.ImageError as err:
+        return None, [], str(err)
+    return array, notes, ""
+
+
+def read_image(data: bytes, name: str, image_shape) -> tuple[np.ndarray, list[str]]:
+    """Decode uploaded bytes safely and convert them to the model's format
+    (``ibinn.images.load_image``, capped at ``ibinn.limits``' ``max_image_pixels``).
+
+    Raises ValueError (an ``images.ImageError``) with a message for the user that names the file
+    when the bytes are not a readable image.
+    """
+    array, notes, error = _decode_image(bytes(data), tuple(int(s) for s in image_shape))
+    if array is None:
+        raise images.ImageError(f"{name} is not an image this app can read: {error}.")
+    return array, notes

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import CheckpointError, load_weights, save_weights
+from .checkpoint import save_weights
 from .data import Normalization
 from .model import (
     IBINN,
@@ -60,8 +60,9 @@ from .model import (
     _conv_subnet,
     _fc_subnet,
     build_inn,
+    load_checked,
     pack_state,
-    unpack_state,
+    private_global_rng,
 )
 
 
@@ -158,8 +159,7 @@ class Baseline(ImageClassifier, nn.Module):
         super().__init__()
         self.config = config
         self.normalization = Normalization(config.mean, config.std)
-        with torch.random.fork_rng(devices=[]):  # the initial weights depend on config.seed only
-            torch.manual_seed(config.seed)
+        with private_global_rng(config.seed):  # the initial weights depend on config.seed only
             self._build()
 
     def _build(self) -> None:
@@ -222,16 +222,7 @@ class Baseline(ImageClassifier, nn.Module):
 
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> Baseline:
-        tensors, config_json = load_weights(path)
-        model_type = config_json.pop("model_type", "ibinn")
-        if model_type != cls.model_type:
-            raise CheckpointError(f"{path} holds a {model_type!r} model, not a {cls.model_type!r} one")
-        try:
-            model = cls(ModelConfig.from_json(config_json))
-        except (TypeError, ValueError) as err:
-            raise CheckpointError(f"{path}: config does not describe a valid model: {err}") from err
-        model.load_state_dict(unpack_state(tensors, model.state_dict(), path))
-        return model.to(device).eval()
+        return load_checked(cls, path, cls.model_type).to(device)
 
     def _details(self) -> str:
         return ""

@@ -8,10 +8,13 @@ killed process leaves either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +104,42 @@ def load_state(path: str | Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an ibinn training state")
     return state
+
+
+LOCK_FILE = ".ibinn.lock"
+
+
+class RunFolderBusy(RuntimeError):
+    """Another live process is writing into the same run folder."""
+
+
+@contextlib.contextmanager
+def run_folder_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold ``folder``'s lock for the duration of a run, so that two runs never write into one folder.
+
+    The lock is an exclusive ``flock`` on ``folder/.ibinn.lock``: the operating system releases it
+    when its process ends in any way (``kill -9`` included), so a dead run never leaves a stale
+    lock behind. The file records who holds it, for the message of :class:`RunFolderBusy`.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    try:
+        import fcntl
+    except ImportError:  # Windows has no flock: runs there are not locked
+        yield path
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 400, 0).decode(errors="replace").strip() or "another process"
+            raise RunFolderBusy(f"{folder} is in use by a run that is still going ({holder}); wait "
+                                f"for it to end, or choose another output folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock

@@ -280,14 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="describe a saved model")
     info.add_argument("model", help="a .safetensors file or a run folder")
     args = parser.parse_args(argv)
-    from .checkpoint import CheckpointError
+    from .checkpoint import CheckpointError, RunFolderBusy
     from .data import DataError
 
     try:
         commands = {"train": _run_train, "evaluate": _run_evaluate, "sweep": _run_sweep,
                     "zoo": _run_zoo, "info": _run_info}
         return commands[args.command](args)
-    except (DataError, CheckpointError, FileExistsError, ValueError) as err:
+    except (DataError, CheckpointError, FileExistsError, RunFolderBusy, ValueError) as err:
         print(f"ibinn {args.command}: error: {err}", file=sys.stderr)
         return 2
     except T.TrainingDiverged as err:

@@ -37,9 +37,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import ood
+from . import limits, ood
+from .images import fit_image  # noqa: F401  (part of this module's API, as before)
 from .metrics import entropy, typicality_score
-from .model import IBINN, to_tensor
+from .model import IBINN
 
 __all__ = [
     "PROJECTIONS", "TRANSFORMS", "LatentView", "Projection", "Trajectory", "Transform", "Verdict",
@@ -192,6 +193,7 @@ def fit_projection(method: str, z: np.ndarray, mu: np.ndarray, seed: int = 0,
     """
     if method not in PROJECTIONS:
         raise ValueError(f"unknown projection {method!r}; known: {', '.join(PROJECTIONS)}")
+    max_points = limits.integer("max_points", max_points, 2)
     z = np.asarray(z, dtype=np.float32)
     if len(z) > max_points:
         z = z[np.linspace(0, len(z) - 1, max_points).astype(int)]
@@ -263,14 +265,6 @@ def transforms_for(channels: int) -> list[str]:
     return [name for name, spec in TRANSFORMS.items() if channels in spec.channels]
 
 
-def _as_batch(model: IBINN, images: Any) -> torch.Tensor:
-    """A batch in [0, 1] from a batch or a single image ((C, H, W), (H, W, C) or (H, W))."""
-    x = to_tensor(images)
-    c, h, w = model.config.image_shape
-    single = x.ndim == 2 or (x.ndim == 3 and tuple(x.shape) in {(c, h, w), (h, w, c)})
-    return model.as_unit_batch(x[None] if single else x)
-
-
 def apply_transform(model: IBINN, images: Any, name: str, strength: float, seed: int = 0
                     ) -> torch.Tensor:
     """``images`` (a batch, or one image) distorted by :data:`TRANSFORMS` ``[name]`` at ``strength``.
@@ -280,7 +274,9 @@ def apply_transform(model: IBINN, images: Any, name: str, strength: float, seed:
     if name not in TRANSFORMS:
         raise ValueError(f"unknown transform {name!r}; known: {', '.join(TRANSFORMS)}")
     spec = TRANSFORMS[name]
-    x = _as_batch(model, images)
+    strength = limits.real("strength", strength, low=0, high=1e3)
+    seed = limits.integer("seed", seed, 0, 2**63 - 1)
+    x = model.as_batch(images)
     if x.shape[1] not in spec.channels:
         raise ValueError(f"{spec.label} needs images with {spec.channels} channels, "
                          f"got {x.shape[1]}; use one of {transforms_for(x.shape[1])}")
@@ -316,10 +312,14 @@ def trajectory(model: IBINN, image: Any, transform: str, strengths: Sequence[flo
         reference_nll_mean: mean NLL of in-distribution images, for the typicality score.
         seed: fixes the rotation axis / noise pattern, so all steps share it.
     """
-    x = _as_batch(model, image)
+    x = model.as_batch(image)
     if len(x) != 1:
         raise ValueError(f"expected one image, got {len(x)}")
-    strengths = np.asarray(strengths, dtype=np.float64)
+    try:
+        strengths = np.asarray(strengths, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"strengths must be a sequence of numbers: {err}") from err
+    limits.integer("len(strengths)", len(strengths), 1, limits.current().max_steps)
     steps = torch.cat([apply_transform(model, x, transform, float(s), seed) for s in strengths])
     view = summarize(model, steps, reference_nll_mean=reference_nll_mean)
     return Trajectory(transform, strengths, steps.numpy(), view.z, view.proba, view.bits_per_dim,
@@ -345,9 +345,8 @@ def interpolation(model: IBINN, x_a: Any, x_b: Any, steps: int = 9) -> Interpola
     The posterior along the path comes from the latents directly (Bayes' rule on the GMM),
     so it shows where the line crosses from one class region into another.
     """
-    if steps < 2:
-        raise ValueError("steps must be >= 2")
-    ends = torch.cat([_as_batch(model, x) for x in (x_a, x_b)])
+    steps = limits.integer("steps", steps, 2, limits.current().max_steps)
+    ends = torch.cat([model.as_batch(x) for x in (x_a, x_b)])
     if len(ends) != 2:
         raise ValueError("x_a and x_b must be single images")
     z = model.encode(ends)
@@ -364,8 +363,10 @@ def sample_grid(model: IBINN, n_per_class: int, temperature: float = 1.0, seed: 
 
     Every class uses the same seed, so the rows share their noise ``ε`` and differ only by ``μ_y``.
     """
-    classes = range(model.config.n_classes) if classes is None else classes
-    rows = [model.sample(int(k), n_per_class, temperature=temperature, seed=seed).numpy()
+    classes = range(model.config.n_classes) if classes is None else list(classes)
+    limits.integer("n_per_class × classes", len(classes) * limits.integer("n_per_class", n_per_class, 1),
+                   1, limits.current().max_samples)
+    rows = [model.sample(k, n_per_class, temperature=temperature, seed=seed).numpy()
             for k in classes]
     return np.stack(rows)
 
@@ -381,37 +382,7 @@ def class_separation(model: IBINN) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- user images
 
-def fit_image(image: Any, image_shape: Sequence[int]) -> tuple[np.ndarray, list[str]]:
-    """Convert a PIL image to the model's channels and size.
-
-    Returns a uint8 array ``(C, H, W)`` and notes in plain words about each conversion made
-    (mode change, resizing with aspect change, transparency flattened onto white).
-    """
-    from PIL import Image
-
-    c, h, w = (int(s) for s in image_shape)
-    notes: list[str] = []
-    img = image
-    if img.mode in ("RGBA", "LA", "P") and (img.mode != "P" or "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
-        notes.append("transparency flattened onto white")
-    target_mode = "L" if c == 1 else "RGB"
-    if img.mode != target_mode:
-        if not (img.mode == "RGBA" and notes):
-            notes.append(f"converted from {image.mode} to {'grey' if c == 1 else 'RGB'}")
-        elif c == 1:
-            notes.append("converted to grey")
-        img = img.convert(target_mode)
-    if img.size != (w, h):
-        aspect_in, aspect_out = img.size[0] / img.size[1], w / h
-        notes.append(f"resized from {img.size[0]}×{img.size[1]} to {w}×{h}"
-                     + (" (aspect ratio changed)" if abs(aspect_in / aspect_out - 1) > 0.05 else ""))
-        img = img.resize((w, h), Image.Resampling.LANCZOS)
-    arr = np.asarray(img, dtype=np.uint8)
-    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    return np.ascontiguousarray(arr), notes
+# fit_image lives in ibinn.images (with the safe decoder, open_image); imported above.
 
 
 @dataclass

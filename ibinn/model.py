@@ -24,8 +24,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -36,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import losses
+from . import limits, losses
 from .checkpoint import CheckpointError, load_weights, save_weights
 from .data import Normalization
 from .invertible import DCTPooling, Flatten
@@ -55,6 +59,10 @@ PRESETS: dict[str, dict] = {
                   widths_grey=[64, 128], fc_blocks=2, fc_width=1024, fc_width_grey=1024,
                   dct_pooling=True),
 }
+
+
+def _is_image_file(x) -> bool:
+    return isinstance(x, str | Path | bytes | bytearray | memoryview)
 
 
 def to_tensor(images) -> torch.Tensor:
@@ -98,15 +106,30 @@ class ModelConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # sizes first, against ibinn.limits, before anything is allocated from them
+        limits.check_model_config(dataclasses.asdict(self))
         self.image_shape = tuple(int(s) for s in self.image_shape)  # type: ignore[assignment]
         c = self.image_shape[0]
         self.classes = list(self.classes) or [str(i) for i in range(self.n_classes)]
-        self.mean = list(self.mean) or [0.5] * c
-        self.std = list(self.std) or [0.25] * c
-        if len(self.classes) != self.n_classes:
-            raise ValueError(f"{len(self.classes)} class names for {self.n_classes} classes")
+        self.mean = [limits.real(f"mean[{i}]", m) for i, m in enumerate(self.mean)] or [0.5] * c
+        self.std = ([limits.real(f"std[{i}]", s, low=0, low_open=True) for i, s in enumerate(self.std)]
+                    or [0.25] * c)
         if len(self.mean) != c or len(self.std) != c:
             raise ValueError(f"normalisation needs {c} channel means and stds")
+        self.clamp = limits.real("clamp", self.clamp, low=0, high=100, low_open=True)
+        self.act_norm = limits.real("act_norm", self.act_norm, low=0, high=100, low_open=True)
+        self.mu_init = limits.real("mu_init", self.mu_init, low=0, high=1e4)
+        if self.fixed_mu_radius is not None:
+            self.fixed_mu_radius = limits.real("fixed_mu_radius", self.fixed_mu_radius, low=0,
+                                               high=1e6, low_open=True)
+        self.gamma = limits.real("gamma", self.gamma, low=0, allow_inf=True)
+        self.seed = limits.integer("seed", self.seed, 0, 2**32 - 1)  # numpy seeds are 32-bit
+        for name in ("dct_pooling", "learn_class_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("preset", "dataset", "mode", "downsampling"):
+            if not isinstance(getattr(self, name), str) or len(getattr(self, name)) > 1000:
+                raise ValueError(f"{name} must be a text of at most 1000 characters")
         if self.downsampling not in ("irevnet", "haar"):
             raise ValueError(f"downsampling must be 'irevnet' or 'haar', not {self.downsampling!r}")
         if self.mode not in losses.MODES:
@@ -135,13 +158,21 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> ModelConfig:
+        """The config saved by :meth:`to_json`; every field is checked (:mod:`ibinn.limits`)
+        before anything is built from it. Raises :class:`CheckpointError` naming the bad field."""
+        if not isinstance(data, dict):
+            raise CheckpointError(f"a model config must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise CheckpointError(f"config has unknown fields {sorted(unknown)}")
+            raise CheckpointError(f"config has unknown fields {sorted(unknown)[:10]}"[:300])
         data = dict(data)
-        data["gamma"] = float(data.get("gamma", 1.0))
-        return cls(**data)
+        gamma = data.get("gamma", 1.0)
+        data["gamma"] = math.inf if gamma in ("inf", "Infinity") else gamma
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"invalid model config: {err}") from err
 
 
 def _conv_subnet(width: int):
@@ -164,17 +195,40 @@ def _fc_subnet(width: int):
     return make
 
 
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def private_global_rng(seed: int) -> Iterator[None]:
+    """Run a block that must draw from the global numpy and torch (CPU) RNGs, seeded by ``seed``,
+    and put both back as they were afterwards.
+
+    FrEIA draws its permutations from numpy's global RNG and torch's layers initialise from
+    torch's; neither takes a generator. So that building or loading a model never changes the
+    random streams of its caller, and two threads building models at once never see each other's
+    seeds, the block runs under a process-wide lock and both states are restored.
+    """
+    with _GLOBAL_RNG_LOCK:
+        np_state, torch_state = np.random.get_state(), torch.random.get_rng_state()
+        np.random.seed(seed)
+        torch.default_generator.manual_seed(seed)  # the CPU generator only: CUDA's is not touched
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            torch.random.set_rng_state(torch_state)
+
+
 def build_inn(config: ModelConfig) -> Ff.SequenceINN:
     """The invertible network of ``config``, its random permutations drawn from ``config.seed``."""
-    np_state = np.random.get_state()
-    np.random.seed(config.seed)  # FrEIA draws its permutations from numpy's global RNG
-    torch_state = torch.random.get_rng_state()
-    torch.manual_seed(config.seed)
-    try:
+    with private_global_rng(config.seed):
         down = Fm.IRevNetDownsampling if config.downsampling == "irevnet" else Fm.HaarDownsampling
         inn = Ff.SequenceINN(*config.image_shape)
         c, h, w = config.image_shape
         if c == 1:
+            if h % 2 or w % 2:
+                raise ValueError(f"grey images are squeezed 2 × 2 first: height and width must be "
+                                 f"even, got {h}x{w}")
             inn.append(down)
             c, h, w = 4, h // 2, w // 2
         for level, (n_blocks, width) in enumerate(zip(config.levels, config.widths, strict=True)):
@@ -194,9 +248,6 @@ def build_inn(config: ModelConfig) -> Ff.SequenceINN:
             inn.append(Fm.AllInOneBlock, subnet_constructor=_fc_subnet(config.fc_width),
                        affine_clamping=config.clamp, global_affine_init=config.act_norm,
                        permute_soft=False)
-    finally:
-        np.random.set_state(np_state)
-        torch.random.set_rng_state(torch_state)
     return inn
 
 
@@ -245,12 +296,17 @@ class ImageClassifier:
     device: torch.device
 
     def as_unit_batch(self, images) -> torch.Tensor:
-        """Validate a batch of images and return float ``(N, C, H, W)`` in [0, 1] (CPU)."""
+        """Validate a batch of images and return float ``(N, C, H, W)`` in [0, 1] (CPU).
+
+        ``images`` is a tensor or array (see the module docstring), or an image file (its path or
+        its bytes) or a list of them: decoded by :func:`ibinn.images.load_image` and converted
+        to the model's channels and size. Anything else is a ``ValueError`` naming ``images``.
+        """
         c, h, w = self.config.image_shape
         expected = (f"a batch of uint8 images (N, {c}, {h}, {w}) or (N, {h}, {w}, {c})"
                     + (f" or (N, {h}, {w})" if c == 1 else "")
-                    + f", or float images (N, {c}, {h}, {w}) in [0, 1]")
-        x = to_tensor(images)
+                    + f", or float images (N, {c}, {h}, {w}) in [0, 1], or image files")
+        x = self._images_tensor(images, expected)
         if x.dtype == torch.uint8:
             if x.ndim == 3 and c == 1 and tuple(x.shape[1:]) == (h, w):
                 x = x[:, None]
@@ -276,7 +332,42 @@ class ImageClassifier:
                              " (uint8 images are scaled automatically)")
         return x
 
+    def _images_tensor(self, images, expected: str) -> torch.Tensor:
+        if _is_image_file(images):
+            images = [images]
+        if isinstance(images, list | tuple) and images and all(map(_is_image_file, images)):
+            from .images import load_image
+
+            return torch.from_numpy(np.stack([load_image(f, self.config.image_shape)[0]
+                                              for f in images]))
+        if images is None or isinstance(images, bool | int | float | complex | dict | set):
+            raise ValueError(f"images must be {expected}; got {type(images).__name__}")
+        try:
+            return to_tensor(images)
+        except (TypeError, ValueError, RuntimeError) as err:  # ragged lists, object arrays
+            raise ValueError(f"images must be {expected}; got {type(images).__name__} that is "
+                             f"not a numeric array ({err})"[:500]) from err
+
+    def as_batch(self, images) -> torch.Tensor:
+        """:meth:`as_unit_batch` of a batch, of one image without the batch axis (``(C, H, W)``,
+        ``(H, W, C)``, or ``(H, W)`` for grey), or of image files."""
+        if _is_image_file(images) or (isinstance(images, list | tuple) and images
+                                      and all(map(_is_image_file, images))):
+            return self.as_unit_batch(images)
+        c, h, w = self.config.image_shape
+        x = self._images_tensor(images, "an image or a batch of images")
+        single = (x.ndim == 2 and c == 1) or (x.ndim == 3 and tuple(x.shape) in {(c, h, w), (h, w, c)})
+        return self.as_unit_batch(x[None] if single else x)
+
+    @functools.cached_property
+    def max_inference_batch(self) -> int:
+        """The largest batch whose activations fit ``inference_mib`` of :mod:`ibinn.limits`."""
+        per_image = limits.footprint(self.config.to_json()).activation_mib_per_image
+        return max(1, int(limits.current().inference_mib / max(per_image, 1e-9)))
+
     def _normalized_batches(self, images, batch_size: int):
+        batch_size = limits.integer("batch_size", batch_size, 1, limits.current().max_batch_size)
+        batch_size = min(batch_size, self.max_inference_batch)
         x = self.as_unit_batch(images)
         for i in range(0, len(x), batch_size):
             yield self.normalization.normalize(x[i:i + batch_size].to(self.device))
@@ -324,17 +415,25 @@ def unpack_state(tensors: dict[str, torch.Tensor], state: dict[str, torch.Tensor
     Raises :class:`CheckpointError` when names or shapes do not match.
     """
     tensors = dict(tensors)
+    from_index = set()
     for name in list(tensors):
         if name.endswith("w_perm_index"):
             key = name[: -len("_index")]
+            if key not in state:
+                raise CheckpointError(f"{path}: unexpected tensor {name}")
             shape = state[key].shape
+            index = tensors.pop(name)
+            if (index.dtype.is_floating_point or index.shape != (shape[0],)
+                    or not torch.equal(index.sort().values, torch.arange(shape[0]))):
+                raise CheckpointError(f"{path}: {name} is not a permutation of {shape[0]} indices")
             matrix = torch.zeros(shape[0], shape[1])
-            matrix[torch.arange(shape[0]), tensors.pop(name)] = 1.0
+            matrix[torch.arange(shape[0]), index.long()] = 1.0
             tensors[key] = matrix.reshape(shape)
+            from_index.add(key)
     for key in state:
-        if key.endswith("w_perm_inv") and key not in tensors:
-            fwd = tensors[key[: -len("_inv")]]
-            tensors[key] = fwd.transpose(0, 1).contiguous()
+        forward = key[: -len("_inv")]
+        if key.endswith("w_perm_inv") and forward in tensors:  # always the transpose, never read
+            tensors[key] = tensors[forward].transpose(0, 1).contiguous()
     missing = set(state) - set(tensors)
     unexpected = set(tensors) - set(state)
     if missing or unexpected:
@@ -344,7 +443,47 @@ def unpack_state(tensors: dict[str, torch.Tensor], state: dict[str, torch.Tensor
         if value.shape != state[key].shape:
             raise CheckpointError(f"{path}: {key} has shape {tuple(value.shape)}, "
                                   f"expected {tuple(state[key].shape)}")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{path}: {key} holds NaN or infinite values")
+        if not value.is_floating_point() and not state[key].is_floating_point():
+            # index buffers (DCT orders) are fixed by the config: they must be the built ones
+            if not torch.equal(value.long(), state[key].long()):
+                raise CheckpointError(f"{path}: {key} differs from the index buffer its config makes")
+        elif key.endswith(("w_perm", "dct_h", "dct_w")) and key not in from_index:  # orthogonal
+            matrix = value.reshape(value.shape[0], -1).double()
+            eye = torch.eye(matrix.shape[0], dtype=torch.float64)
+            if matrix.shape[0] != matrix.shape[1] or (matrix @ matrix.T - eye).abs().max() > 1e-2:
+                raise CheckpointError(f"{path}: {key} is not an orthogonal (permutation) matrix")
     return {k: v.to(state[k].dtype) for k, v in tensors.items()}
+
+
+def load_checked(cls: type[nn.Module], path: str | Path, model_type: str) -> nn.Module:
+    """Build ``cls`` from the checkpoint at ``path`` and load its weights, on the CPU, in eval mode.
+
+    Every failure is a :class:`CheckpointError` saying why: a file of another type, a config
+    out of range (checked before anything is built), weights that do not fit, are not finite, or
+    fixed buffers (permutations, DCT matrices) that are not what they must be.
+    """
+    tensors, config_json = load_weights(path)
+    if not isinstance(config_json, dict):
+        raise CheckpointError(f"{path}: its config is not a JSON object")
+    found = config_json.pop("model_type", "ibinn")
+    if found != model_type:
+        wanted = "an IB-INN" if model_type == "ibinn" else f"a {model_type!r} one"
+        raise CheckpointError(f"{path} holds a {str(found)[:40]!r} model, not {wanted}")
+    try:
+        model = cls(ModelConfig.from_json(config_json))
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    except (TypeError, ValueError, ArithmeticError) as err:
+        raise CheckpointError(f"{path}: config does not describe a valid model: {err}") from err
+    try:
+        model.load_state_dict(unpack_state(tensors, model.state_dict(), path))
+    except CheckpointError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        raise CheckpointError(f"{path}: weights do not fit the model: {err}") from err
+    return model.eval()
 
 
 class IBINN(ImageClassifier, nn.Module):
@@ -432,9 +571,18 @@ class IBINN(ImageClassifier, nn.Module):
     @torch.no_grad()
     def decode(self, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """The exact inverse ``x = g⁻¹(z)``, as images in [0, 1] units (not clipped), ``(N, C, H, W)``."""
-        z = torch.as_tensor(z, dtype=torch.float32)
-        if z.ndim != 2 or z.shape[1] != self.config.dim:
-            raise ValueError(f"expected latents (N, {self.config.dim}); got {tuple(z.shape)}")
+        batch_size = limits.integer("batch_size", batch_size, 1, limits.current().max_batch_size)
+        try:
+            z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not torch.is_tensor(z) else z,
+                                dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"z must be latents (N, {self.config.dim}) of numbers: {err}") from err
+        if z.ndim != 2 or z.shape[1] != self.config.dim or len(z) == 0:
+            raise ValueError(f"z must be latents (N, {self.config.dim}) with N ≥ 1; got "
+                             f"{tuple(z.shape)}")
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError("z contains NaN or infinite values")
+        batch_size = min(batch_size, self.max_inference_batch)
         was_training = self.training
         self.eval()
         out = []
@@ -448,10 +596,16 @@ class IBINN(ImageClassifier, nn.Module):
 
     def sample(self, class_index: int, n: int, temperature: float = 1.0,
                seed: int | None = None) -> torch.Tensor:
-        """``n`` images of class ``class_index`` from ``z = μ_y + T·ε``, clipped to [0, 1]."""
-        if not 0 <= class_index < self.config.n_classes:
-            raise ValueError(f"class_index must be in [0, {self.config.n_classes}), "
-                             f"got {class_index}")
+        """``n`` images of class ``class_index`` from ``z = μ_y + T·ε``, clipped to [0, 1].
+
+        ``n`` ≤ ``max_samples`` (:mod:`ibinn.limits`); ``0 ≤ temperature ≤ 100``, where 0 decodes
+        the class mean itself; ``seed`` makes
+        the noise reproducible (a local generator: the global RNG is not used).
+        """
+        class_index = limits.integer("class_index", class_index, 0, self.config.n_classes - 1)
+        n = limits.integer("n", n, 1, limits.current().max_samples)
+        temperature = limits.real("temperature", temperature, low=0, high=100)  # 0: μ_y itself
+        seed = limits.integer("seed", seed, 0, 2**63 - 1) if seed is not None else None
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         eps = torch.randn(n, self.config.dim, generator=gen)
         z = self.mu.detach().cpu()[class_index] + temperature * eps
@@ -463,20 +617,17 @@ class IBINN(ImageClassifier, nn.Module):
         ``x_a``, ``x_b``: single images (batch of one, or without the batch axis).
         Returns ``(steps, C, H, W)`` in [0, 1], the ends being the two images.
         """
-        if steps < 2:
-            raise ValueError("steps must be >= 2")
-        ends = [self._single(x) for x in (x_a, x_b)]
+        steps = limits.integer("steps", steps, 2, limits.current().max_steps)
+        ends = [self._single(x, name) for x, name in ((x_a, "x_a"), (x_b, "x_b"))]
         z = self.encode(torch.cat(ends))
         t = torch.linspace(0, 1, steps).unsqueeze(1)
         return self.decode((1 - t) * z[0] + t * z[1]).clamp(0, 1)
 
-    def _single(self, x) -> torch.Tensor:
-        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
-        if x.ndim == len(self.config.image_shape) or (x.ndim == 2 and self.config.image_shape[0] == 1):
-            x = x[None]
-        x = self.as_unit_batch(x)
+    def _single(self, x, name: str = "image") -> torch.Tensor:
+        """One image, with or without the batch axis, or an image file, as a batch of one."""
+        x = self.as_unit_batch(x if _is_image_file(x) else self.as_batch(x))
         if len(x) != 1:
-            raise ValueError(f"expected one image, got a batch of {len(x)}")
+            raise ValueError(f"{name} must be one image, got a batch of {len(x)}")
         return x
 
     # ------------------------------------------------------------------ persistence
@@ -492,16 +643,16 @@ class IBINN(ImageClassifier, nn.Module):
 
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> IBINN:
-        tensors, config_json = load_weights(path)
-        model_type = config_json.pop("model_type", "ibinn")
-        if model_type != "ibinn":
-            raise CheckpointError(f"{path} holds a {model_type!r} model, not an IB-INN")
-        try:
-            config = ModelConfig.from_json(config_json)
-            model = cls(config)
-        except (TypeError, ValueError) as err:
-            raise CheckpointError(f"{path}: config does not describe a valid model: {err}") from err
-        model.load_state_dict(unpack_state(tensors, model.state_dict(), path))
+        model = load_checked(cls, path, "ibinn")
+        with torch.no_grad():  # an invertible network must invert: catches any other tampering
+            c, h, w = model.config.image_shape  # a smooth ramp: natural images invert to ~1e-5
+            ramp = (torch.arange(h)[:, None] + torch.arange(w)[None, :]) / (h + w)
+            x = model.normalization.normalize((0.25 + 0.5 * ramp).expand(1, c, h, w))
+            z, _ = model(x)
+            error = float((model.inn(z, rev=True)[0] - x).abs().max())
+        if not error < 1e-2:
+            raise CheckpointError(f"{path}: the network does not invert its own output (error "
+                                  f"{error:.3g}): the weights are damaged or not this model's")
         return model.to(device).eval()
 
     def describe(self) -> str:

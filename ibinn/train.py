@@ -46,6 +46,7 @@ from .checkpoint import (
     atomic_write,
     load_state,
     remove_stale_temporaries,
+    run_folder_lock,
     save_state,
 )
 from .device import resolve_device
@@ -237,6 +238,12 @@ def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
         progress: show a tqdm progress bar.
         should_stop: polled every step; returning True saves a checkpoint and stops (resumable).
     """
+    with run_folder_lock(config.out):  # a second run into the same folder refuses
+        return _train_locked(config, callback, resume, progress, should_stop)
+
+
+def _train_locked(config: TrainConfig, callback: Callable[[dict], None] | None, resume: bool,
+                  progress: bool, should_stop: Callable[[], bool] | None) -> TrainResult:
     out = Path(config.out)
     state_path = out / STATE_FILE
     if state_path.exists() and not resume:
@@ -278,6 +285,7 @@ def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
         except (KeyError, RuntimeError, ValueError) as err:
             raise CheckpointError(f"{state_path} does not fit this run: {err}") from err
         step, history, elapsed = state["step"], state["history"], state["elapsed"]
+    first_step = step  # > 0 when this process continued a run
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / CONFIG_FILE, lambda tmp: Path(tmp).write_text(
@@ -387,7 +395,8 @@ def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
     model.save(out / WEIGHTS_FILE)
     test = evaluate_split(model, test_data)
     metrics = {**{f"test_{key}": value for key, value in test.items() if key != "n"},
-               "n_test": test["n"], "steps": step, "epochs": step / steps_per_epoch,
+               "n_test": test["n"], "steps": step, "resumed_from_step": first_step,
+               "epochs": step / steps_per_epoch,
                "train_seconds": elapsed, "device": str(device),
                "parameters": model.num_parameters()}
     atomic_write(out / METRICS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))

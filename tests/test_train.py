@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import ibinn
+from ibinn.checkpoint import RunFolderBusy, run_folder_lock
 from ibinn.train import STATE_FILE, TrainConfig, train
 
 from .conftest import assert_same_weights
@@ -99,4 +100,24 @@ def test_kill_9_then_resume_loses_nothing(tmp_path):
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 30 * 28
+    # the resumed process continued where the killed one stopped: it ran fewer than all steps
+    assert metrics["resumed_from_step"] == step_at_kill > 0
     assert not list(out.glob(".*.tmp"))
+
+
+def test_a_second_run_into_a_busy_folder_refuses(tmp_path):
+    """While a run holds its folder, another run into it (CLI or library) refuses and writes nothing."""
+    out = tmp_path / "run"
+    with run_folder_lock(out):
+        with pytest.raises(RunFolderBusy, match=f"pid.*{os.getpid()}"):
+            train(TrainConfig(dataset="demo:fashion-mnist", preset="tiny", epochs=0.1, device="cpu",
+                              out=str(out)), progress=False)
+        cmd = [sys.executable, "-m", "ibinn.cli", "train", "--dataset", "demo:fashion-mnist",
+               "--preset", "tiny", "--epochs", "0.1", "--device", "cpu", "--quiet", "--out", str(out)]
+        busy = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert busy.returncode == 2 and "in use by a run that is still going" in busy.stderr
+        assert sorted(p.name for p in out.iterdir()) == [".ibinn.lock"]
+    # released: the folder is usable again
+    result = train(TrainConfig(dataset="demo:fashion-mnist", preset="tiny", epochs=0.1, device="cpu",
+                               out=str(out)), progress=False)
+    assert result.finished and (out / "model.safetensors").exists()
