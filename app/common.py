@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,17 +19,19 @@ from pathlib import Path
 import figures
 import numpy as np
 import plotly.graph_objects as go
+import sandbox
 import streamlit as st
 
 import ibinn
 from ibinn import explore, images, zoo
 from ibinn.data import DATASET_LABELS, dataset_label
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = sandbox.REPO
 #: Where run folders live; the Train page writes to ``<runs>/app/<name>``.
-RUNS = Path(os.environ.get("IBINN_RUNS", REPO / "runs"))
+RUNS = sandbox.runs_dir()
 APP_RUNS = RUNS / "app"
-UPLOADS = Path(tempfile.gettempdir()) / "ibinn-app-uploads"
+PathNotAllowed = sandbox.PathNotAllowed
+allowed_path = sandbox.allowed_path
 SELECTED = "selected_models"
 EXTRA = "extra_model_paths"
 PENDING = "_selection_pending"
@@ -83,11 +86,25 @@ def family_of(dataset: str, image_shape) -> str:
 
 
 def _read_config(path: Path) -> dict:
+    """A model file's config, checked (``ibinn.ModelConfig.from_json``) without loading weights.
+
+    Raises ``ibinn.CheckpointError`` with a plain reason for any file that is not a valid model.
+    """
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    return json.loads(meta.get("config", "{}"))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        cfg = json.loads(meta.get("config", "null"))
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a CheckpointError to the user
+        raise ibinn.CheckpointError(f"not a readable model file ({type(err).__name__})") from err
+    if not isinstance(cfg, dict):
+        raise ibinn.CheckpointError("holds no ibinn model config")
+    kind = cfg.get("model_type", "ibinn")
+    if kind not in ibinn.MODEL_TYPES:
+        raise ibinn.CheckpointError(f"holds a model of unknown type {str(kind)[:40]!r}")
+    checked = ibinn.ModelConfig.from_json({k: v for k, v in cfg.items() if k != "model_type"})
+    return {**checked.to_json(), "model_type": kind}
 
 
 def _run_metrics(folder: Path) -> tuple[dict, dict]:
@@ -115,18 +132,13 @@ def entry_from_file(path: str | Path, source: str, label: str | None = None, nam
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
-    try:
-        cfg = _read_config(path)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is a CheckpointError to the user
-        raise ibinn.CheckpointError(f"{path} is not a readable model file: {err}") from err
-    if not cfg:
-        raise ibinn.CheckpointError(f"{path} holds no ibinn model config")
-    shape = tuple(cfg.get("image_shape", ()))
-    dataset = cfg.get("dataset", "")
+    cfg = _read_config(path)
+    shape = tuple(cfg["image_shape"])
+    dataset = cfg["dataset"]
     family = family_of(dataset, shape)
-    gamma = float(cfg.get("gamma", 1.0))
-    mode = cfg.get("mode", "ib")
-    kind = cfg.get("model_type", "ibinn")  # baselines (ibinn.baselines) save their type here
+    gamma = float(cfg["gamma"])
+    mode = cfg["mode"]
+    kind = cfg["model_type"]  # baselines (ibinn.baselines) save their type here
     metrics, info = _run_metrics(path.parent)
     if label is None:
         name = name or (path.parent.name if path.name == "model.safetensors" else path.stem)
@@ -172,12 +184,15 @@ def _run_name(folder: Path) -> str:
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def discover_models() -> list[ModelEntry]:
-    """All models: the pretrained zoo, then run folders (``$IBINN_MODELS``, ``runs/``).
+def scan_models() -> tuple[list[ModelEntry], list[tuple[str, str]]]:
+    """All models: the pretrained zoo, then run folders (``$IBINN_MODELS``, ``runs/``); and the
+    model files that cannot be used, as ``(run name, plain reason)``: one bad file never stops
+    the others from being listed.
 
     Re-read every 5 s, so that models finished by the Train page (or by hand) appear.
     """
     entries = _zoo_entries()
+    broken: list[tuple[str, str]] = []
     seen = {Path(e.path).resolve() for e in entries}
     for folder in _folders():
         if not folder.is_dir():
@@ -188,11 +203,17 @@ def discover_models() -> list[ModelEntry]:
             if f.resolve() in seen:
                 continue
             seen.add(f.resolve())
+            name = _run_name(f.parent)
             try:
-                entries.append(entry_from_file(f, "run", name=_run_name(f.parent)))
-            except ibinn.CheckpointError:
-                continue
-    return entries
+                entries.append(entry_from_file(f, "run", name=name))
+            except Exception as err:  # noqa: BLE001 - listed as unusable, with its reason
+                broken.append((name, str(err) if isinstance(err, ValueError) else type(err).__name__))
+    return entries, broken
+
+
+def discover_models() -> list[ModelEntry]:
+    """The usable models of :func:`scan_models`."""
+    return scan_models()[0]
 
 
 def all_entries() -> list[ModelEntry]:
@@ -215,7 +236,7 @@ def loadable(entries: list[ModelEntry]) -> list[ModelEntry]:
 def add_model_file(path: str | Path, label: str | None = None) -> ModelEntry:
     """Validate a model file by loading it, then add it to this session's model list."""
     path = Path(path)
-    ibinn.load(path, device="cpu")  # raises CheckpointError with a clear message
+    load_checked(path)  # raises CheckpointError with a clear message
     entry = entry_from_file(path, "upload", label=label)
     known = next((e for e in discover_models() if e.path == entry.path), None)
     if known is not None:  # already listed (zoo or run folder): select that entry
@@ -233,11 +254,32 @@ def select_later(key: str) -> None:
     st.session_state.setdefault(PENDING, []).append(key)
 
 
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the repository where it lies inside it (messages show no server paths)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return Path(path).name
+
+
+def session_id() -> str:
+    """A random token of this browser session (kept in its state): its jobs belong to it."""
+    if "_owner" not in st.session_state:
+        st.session_state["_owner"] = secrets.token_hex(16)
+    return st.session_state["_owner"]
+
+
+def session_folder() -> Path:
+    """A temporary folder of this session's own, deleted when the session ends (its state is
+    garbage-collected) or the server stops."""
+    if "_session_folder" not in st.session_state:
+        st.session_state["_session_folder"] = tempfile.TemporaryDirectory(prefix="ibinn-session-")
+    return Path(st.session_state["_session_folder"].name)
+
+
 def save_upload(data: bytes, name: str) -> Path:
-    """Store uploaded bytes under a content-addressed temporary file."""
-    UPLOADS.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha1(data).hexdigest()[:16]
-    path = UPLOADS / f"{digest}-{Path(name).stem[:40]}.safetensors"
+    """Store an uploaded model file in this session's folder, named by its content."""
+    path = session_folder() / f"{hashlib.sha256(data).hexdigest()[:16]}.safetensors"
     if not path.exists():
         path.write_bytes(data)
     return path
@@ -303,14 +345,25 @@ def explain(markdown: str) -> None:
 # Models are cached per server (``cache_resource``); everything computed from a model is cached by
 # (model file, modification time, arguments), so reruns of a page and returning to it are instant.
 
+def load_checked(path: str | Path, device: str = "cpu"):
+    """``ibinn.load``, with every failure a ``CheckpointError`` in plain words (no traceback).
+    A bundled model is loaded by its zoo name, so that its files are checked against the manifest."""
+    try:
+        name = zoo.name_of(str(path), zoo.PRETRAINED_DIR)
+        if name is not None:
+            return zoo.load(name, device=device, root=zoo.PRETRAINED_DIR)
+        return ibinn.load(path, device=device)
+    except ibinn.CheckpointError:
+        raise
+    except Exception as err:  # noqa: BLE001 - e.g. a file that vanished or cannot be read
+        raise ibinn.CheckpointError(f"{Path(path).name} cannot be loaded ({type(err).__name__}: "
+                                    f"{str(err)[:200]})") from err
+
+
 @st.cache_resource(show_spinner=False, max_entries=16)
 def load_model(path: str, mtime: float) -> ibinn.IBINN:
-    """The model at ``path`` on the best device (CUDA when present), loaded once per server.
-    A bundled model is loaded by its zoo name, so that its files are checked against the manifest."""
-    name = zoo.name_of(path, zoo.PRETRAINED_DIR)
-    if name is not None:
-        return zoo.load(name, device="auto", root=zoo.PRETRAINED_DIR)
-    return ibinn.load(path, device="auto")
+    """The model at ``path`` on the best device (CUDA when present), loaded once per server."""
+    return load_checked(path, device="auto")
 
 
 def model_of(entry: ModelEntry) -> ibinn.IBINN:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -238,7 +239,44 @@ def _read_imagefolder(folder: Path, name: str) -> ImageData:
     return ImageData(images, labels, list(ds.classes), name)
 
 
+#: Size, image shape and classes of each torchvision training set (for estimates before loading).
+TORCHVISION_SHAPES = {
+    "fashion-mnist": (60_000, (1, 28, 28), 10), "mnist": (60_000, (1, 28, 28), 10),
+    "cifar10": (50_000, (3, 32, 32), 10), "cifar100": (50_000, (3, 32, 32), 100),
+    "svhn": (73_257, (3, 32, 32), 10),
+}
+
+
+def describe_dataset(name: str, root: str | Path | None = None) -> tuple[int, tuple[int, int, int], int]:
+    """``(training images, image shape, classes)`` of a data set, without loading all of it:
+    for estimating a run's cost before it starts. An ``imagefolder:`` is counted, and its first
+    image opened; errors are those of :func:`load_dataset`."""
+    if name in TORCHVISION_SHAPES:
+        return TORCHVISION_SHAPES[name]
+    if name.startswith("demo:"):
+        data = load_demo(name.split(":", 1)[1])
+        return len(data), data.image_shape, len(data.classes)
+    if not name.startswith("imagefolder:"):
+        raise DataError(f"unknown data set {name!r}; known: {', '.join(dataset_names())}")
+    from PIL import Image
+
+    folder = Path(name.split(":", 1)[1]).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{name}: folder {folder} does not exist")
+    folder = folder / "train" if (folder / "train").is_dir() else folder
+    files = [p for p in folder.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES]
+    if not files:
+        raise DataError(f"{name}: no images under {folder}")
+    with Image.open(files[0]) as first:
+        channels = 1 if first.mode == "L" else 3
+        shape = (channels, first.size[1], first.size[0])
+    classes = len({p.relative_to(folder).parts[0] for p in files})
+    return len(files), shape, classes
+
+
 def demo_path(family: str) -> Path:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,60}", family):  # a name, never a path
+        raise DataError(f"no demo subset {family[:80]!r}: a family is a name like 'fashion-mnist'")
     return PRETRAINED_DIR / family / "demo.npz"
 
 

@@ -39,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import data as D
+from . import limits as L
 from .baselines import MODEL_TYPES, Baseline
 from .checkpoint import (
     FORMAT,
@@ -118,10 +119,18 @@ class TrainConfig:
                              f"model {self.model!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', not {self.optimizer!r}")
-        if not self.gamma >= 0:
-            raise ValueError(f"gamma must be >= 0 (or inf), got {self.gamma}")
-        if self.epochs <= 0 or self.batch_size <= 0:
-            raise ValueError("epochs and batch_size must be positive")
+        self.gamma = L.real("gamma", self.gamma, low=0, allow_inf=True)
+        self.epochs = L.real("epochs", self.epochs, low=0, high=1e6, low_open=True)
+        self.batch_size = L.integer("batch_size", self.batch_size, 1, L.current().max_batch_size)
+        if self.lr is not None:
+            self.lr = L.real("lr", self.lr, low=0, low_open=True)
+        for name, low, high in (("lr_mu_factor", 0, 1e6), ("weight_decay", 0, 1e3),
+                                ("sigma", 0, 1.0), ("label_smoothing", 0, 0.999)):
+            setattr(self, name, L.real(name, getattr(self, name), low=low, high=high))
+        self.grad_clip = L.real("grad_clip", self.grad_clip, low=0, low_open=True)
+        for name, low, high in (("val_size", 0, 10**9), ("seed", 0, 2**32 - 1),
+                                ("checkpoint_every", 1, 10**9), ("max_bad_steps", 1, 10**9)):
+            setattr(self, name, L.integer(name, getattr(self, name), low, high))
         if self.augment is not None:
             D.check_augmentation(self.augment)
         unknown = set(self.model_overrides) - set(ModelConfig.ARCHITECTURE)

@@ -44,6 +44,8 @@ def app_env(tmp_path_factory) -> Iterator[None]:
         pytest.skip("no IB-INN in pretrained/ (and no $IBINN_MODELS)")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IBINN_RUNS", str(tmp_path_factory.mktemp("runs")))
+        # the server's config hides error details from visitors; tests need to read them
+        st.config.set_option("client.showErrorDetails", "full")
         yield
 
 
@@ -202,13 +204,57 @@ def test_models_page_select_button_adds_to_the_selection() -> None:
 
 def test_models_page_rejects_a_file_that_is_no_model() -> None:
     at = open_page("models")
-    at.text_input(key="load_path").set_value(str(APP))
+    at.text_input(key="load_path").set_value(str(zoo.PRETRAINED_DIR / "manifest.json"))
     at.button(key="load_path_button").click().run()
     assert not at.exception
     assert any("Could not load the checkpoint" in e.value for e in at.error)
     upload = ("model.safetensors", b"not a model", "application/octet-stream")
     at.file_uploader(key="upload_model").set_value(upload).run()
     assert any("Could not load the checkpoint" in e.value for e in at.error)
+
+
+def test_models_page_answers_the_same_for_every_path_outside_its_folders() -> None:
+    """A visitor cannot map the server's files: a readable, an unreadable and a missing path
+    outside pretrained/, runs/, data/ and $IBINN_DATA all get one and the same answer."""
+    at = open_page("models")
+    answers = []
+    for path in ("/etc/passwd", "/etc/shadow", "/nonexistent/model.safetensors", str(APP),
+                 "pretrained/../app/main.py", "~/.bashrc"):
+        at.text_input(key="load_path").set_value(path)
+        at.button(key="load_path_button").click().run()
+        assert not at.exception
+        answers.append([e.value for e in at.error])
+    assert all(a == answers[0] for a in answers) and "only reads model files under" in answers[0][0]
+
+
+def test_models_page_lists_a_bad_run_file_as_unusable_and_every_page_keeps_working() -> None:
+    """Malformed model files in runs/ are listed with a plain reason; no page breaks."""
+    runs = Path(os.environ["IBINN_RUNS"])
+    from safetensors.torch import save_file
+
+    bad = {"config-list": "[1]", "gamma-text": None, "not-json": "{", "huge": None}
+    for name in bad:
+        folder = runs / "broken" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {"image_shape": [1, 28, 28], "n_classes": 10}
+        text = {"gamma-text": json.dumps(config | {"gamma": "abc"}),
+                "huge": json.dumps(config | {"n_classes": 10**9})}.get(name, bad[name])
+        save_file({"x": __import__("torch").zeros(1)}, str(folder / "model.safetensors"),
+                  metadata={"format": "ibinn/1", "config": text})
+    time.sleep(5.5)  # the model list is re-read every 5 s
+    try:
+        at = open_page("models")
+        assert_clean(at)
+        listed = " ".join(m.value for m in at.markdown)
+        for name in bad:
+            assert f"broken/{name}" in listed, listed
+        assert "gamma must be a number" in listed and "n_classes must be in" in listed
+        for page in ("latent", "train", "your_image"):
+            assert_clean(open_page(page))
+    finally:
+        import shutil
+
+        shutil.rmtree(runs / "broken")
 
 
 def test_models_page_loads_a_checkpoint_from_a_path() -> None:
@@ -476,12 +522,12 @@ def _wait_for(at: AppTest, name: str, status: str, limit: float = 240.0) -> None
 
 
 def _submit(at: AppTest, name: str, epochs: float, dataset: str = "demo:fashion-mnist",
-            folder: str = "", gamma: str = "1", model: str = "ibinn") -> None:
+            folder: str = "", gamma: str = "1", model: str = "ibinn", preset: str = "tiny") -> None:
     at.selectbox(key="train_dataset").set_value(dataset)
     at.selectbox(key="train_model").set_value(model)
     at.text_input(key="train_folder").set_value(folder)
     at.text_input(key="train_gamma").set_value(gamma)
-    at.selectbox(key="train_preset").set_value("tiny")
+    at.selectbox(key="train_preset").set_value(preset)
     at.number_input(key="train_epochs").set_value(epochs)
     at.selectbox(key="train_device").set_value("cpu")
     at.text_input(key="train_name").set_value(name)
@@ -524,9 +570,37 @@ def test_train_page_reports_bad_settings_and_missing_data() -> None:
     at = open_page("train")
     _submit(at, "apptest-bad-gamma", 0.1, gamma="minus one")
     assert any("Invalid settings" in e.value for e in at.error)
-    _submit(at, "apptest-no-data", 0.1, dataset="imagefolder:<dir>", folder="/nonexistent/images")
-    _wait_for(at, "apptest-no-data", "failed")
-    assert any("data missing" in e.value for e in at.error), [e.value for e in at.error]
+    missing = str(Path(os.environ["IBINN_RUNS"]) / "no-such-images")
+    _submit(at, "apptest-no-data", 0.1, dataset="imagefolder:<dir>", folder=missing)
+    assert any("Data missing" in e.value for e in at.error), [e.value for e in at.error]
+    _submit(at, "apptest-outside", 0.1, dataset="imagefolder:<dir>", folder="/etc")
+    assert any("only reads folders under" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_train_page_refuses_jobs_over_the_limits() -> None:
+    at = open_page("train")
+    at.selectbox(key="train_preset").set_value("paper")
+    _submit(at, "apptest-huge", 500.0, dataset="cifar10", preset="paper")
+    assert any("limit" in w.value and "minutes of compute" in w.value for w in at.warning), texts(at)
+
+
+def test_jobs_belong_to_their_session() -> None:
+    """Two sessions: the second sees the first's job only as a count and cannot cancel it; the
+    run's name never appears in the second session; the first cancels its own job."""
+    a, b = open_page("train"), open_page("train")
+    _submit(a, "apptest-private", 500.0)
+    b.run()
+    assert "apptest-private" not in texts(b), texts(b)
+    assert any("of other sessions queued or running" in c.value for c in b.caption)
+    assert not [x for x in b.button if x.key and x.key.startswith("cancel-")]
+    deadline = time.monotonic() + 120
+    while not (buttons := [x for x in a.button if x.key and x.key.startswith("cancel-")]):
+        assert time.monotonic() < deadline, "no Cancel button"
+        a.run()
+    buttons[0].click().run()
+    _wait_for(a, "apptest-private", "cancelled")
+    b.run()
+    assert not any("of other sessions" in c.value for c in b.caption)
 
 
 # --------------------------------------------------------------------------- Your image

@@ -73,6 +73,10 @@ def test_bad_settings_are_rejected(tmp_path):
         _config(tmp_path, augment="mixup")
     with pytest.raises(ValueError, match="not depth"):
         _config(tmp_path, model_overrides={"depth": 3})
+    for field, value in (("epochs", float("nan")), ("batch_size", 0), ("seed", 2.5), ("lr", -1.0),
+                         ("label_smoothing", 1.0), ("checkpoint_every", 0), ("epochs", "5")):
+        with pytest.raises(ValueError, match=field):
+            _config(tmp_path, **{field: value})
 
 
 def test_configs_saved_with_boolean_augment_still_load(tmp_path):

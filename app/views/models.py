@@ -99,6 +99,12 @@ for family, group in by_family.items():
         with cols[i % 3]:
             card(e, show_notes=not shared)
 
+broken = common.scan_models()[1]
+if broken:
+    with st.expander(f"{len(broken)} model file{'s' if len(broken) > 1 else ''} under runs/ cannot be "
+                     f"used"):
+        st.markdown("\n".join(f"- `{name}`: {reason}" for name, reason in broken))
+
 st.subheader("Load a checkpoint")
 FLASH = "_models_flash"
 
@@ -107,8 +113,9 @@ def load_file(path, label: str | None = None) -> None:
     """Add a model file to the session's list; say what happened after the rerun that shows it."""
     try:
         entry = common.add_model_file(path, label=label)
-    except ibinn.CheckpointError as err:
-        st.error(f"Could not load the checkpoint: {err}")
+    except ibinn.CheckpointError as err:  # named as the visitor knows it, not by the server's path
+        shown = label.removeprefix("upload · ") if label else common.display_path(path)
+        st.error(f"Could not load the checkpoint: {str(err).replace(str(path), shown)}")
         return
     st.session_state[FLASH] = f"Loaded {entry.label}" + (
         "; it is now selected in the sidebar." if entry.kind == "ibinn" else " (a baseline: listed above).")
@@ -119,9 +126,13 @@ if FLASH in st.session_state:
     st.success(st.session_state.pop(FLASH))
 left, right = st.columns(2)
 with left:
-    path = st.text_input("Path to a run folder or a .safetensors file", key="load_path")
+    path = st.text_input("Path to a run folder or a .safetensors file", key="load_path",
+                         help="under pretrained/, runs/, data/ or $IBINN_DATA on this server")
     if st.button("Load from path", key="load_path_button") and path:
-        load_file(path)
+        try:
+            load_file(common.allowed_path(path, "model file"))
+        except common.PathNotAllowed as err:
+            st.error(f"Could not load the checkpoint: {err}")
 with right:
     upload = st.file_uploader("…or upload a model.safetensors", key="upload_model")
     if upload is not None:

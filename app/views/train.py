@@ -8,23 +8,31 @@ import time
 import common
 import figures
 import streamlit as st
-from jobs import JobManager
 
+from ibinn import DataError
+from ibinn.jobs import JobManager, JobRefused
+from ibinn.limits import current as current_limits
 from ibinn.train import TrainConfig
 
 
 @st.cache_resource
 def job_manager() -> JobManager:
-    """One job manager per server: its thread outlives pages, reruns and browser sessions."""
+    """One job manager per server: its jobs outlive pages and reruns; each runs in its own process."""
     return JobManager(common.APP_RUNS)
 
 
 st.title("Train a model")
-common.explain("""
-Train your own IB-INN. The run happens in the background on this server (one at a time; more are
-queued), so you can switch pages while it trains; the curves update every second. **Cancel** stops
-it after the current step and keeps a checkpoint. A finished model is written to `runs/app/<name>/`
-and appears in the sidebar's model list.
+LIMITS = current_limits()
+common.explain(f"""
+Train your own IB-INN. The run happens in the background on this server, in a process of its own
+(one at a time; more are queued), so you can switch pages while it trains; the curves update every
+second. You see and can cancel only the runs started in this browser session. **Cancel** stops a
+run after the current step and keeps a checkpoint. A finished model is written to
+`runs/app/<name>/` and appears in the sidebar's model list for everyone on this server.
+
+This server allows {LIMITS.max_queued_per_session} queued or running jobs per session,
+{LIMITS.max_queued_total} in all, and about {LIMITS.max_job_minutes:g} minutes of compute per job,
+estimated before it starts.
 
 Try two runs that differ only in **γ**: small γ (0.1) gives lower bits/dim but a higher error,
 large γ (10) the opposite. On a laptop CPU, the `tiny` preset on the demo data takes seconds,
@@ -40,6 +48,7 @@ MODELS = {"ibinn": "IB-INN (generative)", "resnet": "ResNet (discriminative)",
           "irevnet": "i-RevNet (invertible, discriminative)", "vib": "VIB (variational IB)"}
 
 manager = job_manager()
+owner = common.session_id()
 with st.form("train_form"):
     c1, c2, c3 = st.columns(3)
     dataset = c1.selectbox("Data set", DATASETS, key="train_dataset",
@@ -63,17 +72,24 @@ if submitted:
         gamma = float(gamma_text.strip().replace("∞", "inf"))
         if not gamma >= 0:
             raise ValueError("γ must be ≥ 0 or inf")
-        ds = f"imagefolder:{folder}" if dataset == "imagefolder:<dir>" else dataset
-        if dataset == "imagefolder:<dir>" and not folder:
-            raise ValueError("give the folder for imagefolder:")
+        ds = dataset
+        if dataset == "imagefolder:<dir>":
+            if not folder:
+                raise ValueError("give the folder for imagefolder:")
+            ds = f"imagefolder:{common.allowed_path(folder, 'folder')}"
         config = TrainConfig(model=model, dataset=ds, mode=mode, gamma=gamma, preset=preset,
                              epochs=float(epochs), device=device, checkpoint_every=10_000)
         g = "inf" if math.isinf(gamma) else f"{gamma:g}"
         what = model if model != "ibinn" else (mode if mode != "ib" else "gamma-" + g)
         default = f"{ds.split(':')[-1].split('/')[-1]}-{what}-{preset}"
-        job = manager.submit(config, name or default)
-        st.success(f"Queued **{job.name}** (writes to `{job.out}`).")
-    except ValueError as err:
+        job = manager.submit(config, name or default, owner)
+        st.success(f"Queued **{job.name}** (about {job.estimate_minutes:.1f} min of compute; "
+                   f"writes to `runs/app/{job.name}`).")
+    except JobRefused as err:
+        st.warning(f"Not started, a limit of this server: {err}")
+    except DataError as err:
+        st.error(f"Data missing: {err}")
+    except (ValueError, common.PathNotAllowed) as err:
         st.error(f"Invalid settings: {err}")
 
 
@@ -85,7 +101,7 @@ def show(job) -> None:
         top[0].markdown(f"**{job.name}** · {cfg.dataset} · {what} · "
                         f"{cfg.preset} · {cfg.epochs:g} epochs · **{job.status}**")
         if job.active and top[1].button("Cancel", key=f"cancel-{job.id}"):
-            manager.cancel(job.id)
+            manager.cancel(job.id, owner)
             st.toast(f"Cancelling {job.name}…")
         if job.status == "failed":
             st.error(f"**{job.error_kind}**: {job.error}")
@@ -113,17 +129,22 @@ def show(job) -> None:
                            f"A discriminative baseline has no likelihood or latent space to explore: "
                            f"it is listed on the **Models** page and joins the **γ comparison**.")
         elif job.status == "cancelled":
-            st.warning("Cancelled; the last checkpoint is kept in " + str(job.out))
+            st.warning(f"Cancelled; the last checkpoint is kept in runs/app/{job.name}"
+                       + (f" ({job.error})" if job.error else ""))
 
 
 ANNOUNCED = "_train_announced"
 
 
-@st.fragment(run_every=1.0 if manager.active() else None)  # poll only while a job is queued or running
+@st.fragment(run_every=1.0 if manager.active(owner) else None)  # poll only while a job is active
 def jobs_panel() -> None:
-    jobs = manager.jobs()
+    jobs = manager.jobs(owner)
+    others = manager.others_active(owner)
+    if others:
+        st.caption(f"{others} job{'s' if others > 1 else ''} of other sessions queued or running on "
+                   f"this server (one runs at a time).")
     if not jobs:
-        st.caption("No training runs yet on this server.")
+        st.caption("No training runs of yours yet.")
         return
     for job in reversed(jobs):
         show(job)
@@ -131,9 +152,9 @@ def jobs_panel() -> None:
     if ended - st.session_state.get(ANNOUNCED, set()):
         # a job ended: list its model in the sidebar and stop polling, with one full rerun
         st.session_state[ANNOUNCED] = ended
-        common.discover_models.clear()
+        common.scan_models.clear()
         st.rerun(scope="app")
 
 
-st.subheader("Runs on this server")
+st.subheader("Your runs")
 jobs_panel()

@@ -1,0 +1,92 @@
+"""ibinn.jobs: each job in its own process, owned by one session, within the limits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import ibinn
+from ibinn.jobs import JobManager, JobRefused, estimate_minutes, safe_name
+from ibinn.limits import Limits
+from ibinn.model import build_inn
+from ibinn.train import TrainConfig, train
+
+from .conftest import assert_same_weights
+
+QUICK = dict(dataset="demo:fashion-mnist", preset="tiny", epochs=0.2, device="cpu", checkpoint_every=5)
+
+
+def wait(manager: JobManager, owner: str, job_id: int, limit: float = 180.0):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        job = next(j for j in manager.jobs(owner) if j.id == job_id)
+        if not job.active:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job.status} after {limit:.0f} s")
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../../etc", "/etc/passwd", "a/../../b", "", "-", "~root",
+                                  "x" * 500, "\x00", ".hidden"])
+def test_run_names_never_leave_the_runs_folder(tmp_path, name):
+    folder = (tmp_path / safe_name(name)).resolve()
+    assert folder.parent == tmp_path.resolve() and folder.name not in ("", ".", "..")
+    assert not folder.name.startswith(".") and len(folder.name) <= 60
+
+
+def test_a_job_trains_in_its_own_process_unaffected_by_the_server(tmp_path):
+    """The worker's weights equal an in-process run's, although the server builds models (which
+    seed and restore the global RNGs) and draws random numbers all the while."""
+    manager = JobManager(tmp_path / "runs")
+    job = manager.submit(TrainConfig(**QUICK), "isolated", owner="a")
+    config = ibinn.ModelConfig.from_preset("tiny", (1, 28, 28), 10, seed=123)
+    while manager.jobs("a")[0].active:
+        build_inn(config)
+        torch.rand(100)
+    done = wait(manager, "a", job.id)
+    assert done.status == "finished", done.error
+    assert done.history and done.metrics["steps"] > 0
+    reference = train(TrainConfig(**QUICK, out=str(tmp_path / "reference")), progress=False)
+    assert_same_weights(ibinn.load(done.out, device="cpu"), reference.model)
+
+
+def test_jobs_are_private_to_their_owner_and_limited(tmp_path):
+    limits = Limits(max_queued_per_session=2, max_queued_total=3)
+    manager = JobManager(tmp_path / "runs", limits)
+    long = TrainConfig(**{**QUICK, "epochs": 300.0})
+    first = manager.submit(long, "mine", owner="a")
+    second = manager.submit(long, "mine", owner="a")
+    assert second.name == "mine-2"
+    with pytest.raises(JobRefused, match="2 per session"):
+        manager.submit(long, "third", owner="a")
+    manager.submit(long, "theirs", owner="b")
+    with pytest.raises(JobRefused, match="queue is full"):
+        manager.submit(long, "fourth", owner="c")
+    assert [j.name for j in manager.jobs("b")] == ["theirs"]
+    assert manager.others_active("b") == 2 and manager.others_active("c") == 3
+    assert not manager.cancel(first.id, owner="b")  # not b's job: nothing happens
+    assert manager.jobs("a")[0].active
+    for job in (second, first):
+        assert manager.cancel(job.id, owner="a")
+    assert wait(manager, "a", first.id).status == "cancelled"
+    assert manager.jobs("a")[1].status == "cancelled"
+
+
+def test_a_job_over_the_time_limit_is_refused_before_it_starts(tmp_path):
+    manager = JobManager(tmp_path / "runs")
+    huge = TrainConfig(dataset="cifar10", preset="paper", epochs=500, device="cpu")
+    assert estimate_minutes(huge) > 15
+    with pytest.raises(JobRefused, match="minutes of compute"):
+        manager.submit(huge, "huge", owner="a")
+    assert manager.jobs("a") == [] and not (Path(tmp_path) / "runs").exists()
+
+
+def test_a_failing_job_reports_a_plain_reason(tmp_path):
+    manager = JobManager(tmp_path / "runs")
+    job = manager.submit(TrainConfig(**{**QUICK, "lr": 1e9, "max_bad_steps": 2}), "nan", owner="a")
+    done = wait(manager, "a", job.id)
+    assert done.status == "failed" and done.error_kind == "training diverged (NaN)", done.error
+    assert "Traceback" not in done.error
