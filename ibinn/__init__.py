@@ -50,7 +50,7 @@ def load(path: str | Path, device: str | torch.device | None = "auto") -> IBINN 
     if not path.exists():
         raise CheckpointError(f"no model at {path}")
     model_type = load_weights(path)[1].get("model_type", "ibinn")  # the config picks the class
-    if model_type not in MODEL_TYPES:
+    if not isinstance(model_type, str) or model_type not in MODEL_TYPES:  # a list is not hashable
         raise CheckpointError(f"{path} holds a model of unknown type {model_type!r}; known: "
-                              f"{', '.join(MODEL_TYPES)}")
+                              f"{', '.join(MODEL_TYPES)}"[:500])
     return MODEL_TYPES[model_type].from_file(path, device=resolve_device(device))

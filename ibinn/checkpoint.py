@@ -23,6 +23,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 FORMAT = "ibinn/1"
+#: The longest config a weights file may hold: 1000 class names of 200 characters need 0.2 MB, and a
+#: longer one would cost seconds and gigabytes to parse and check before it could be refused.
+MAX_CONFIG_CHARS = 2**20
 
 
 class CheckpointError(ValueError):
@@ -82,11 +85,16 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
                               f"(corrupt or truncated?): {err}") from err
     if meta.get("format") != FORMAT or "config" not in meta:
         raise CheckpointError(f"{path} is a safetensors file but not an ibinn model "
-                              f"(metadata format {meta.get('format')!r}, expected {FORMAT!r})")
+                              f"(metadata format {str(meta.get('format'))[:40]!r}, expected {FORMAT!r})")
+    if len(meta["config"]) > MAX_CONFIG_CHARS:
+        raise CheckpointError(f"{path}: its config metadata has {len(meta['config'])} characters, "
+                              f"more than the {MAX_CONFIG_CHARS} a model config can need")
     try:
         config = json.loads(meta["config"])
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: its config metadata is not valid JSON: {err}") from err
+    except (ValueError, RecursionError) as err:  # also integers of > 4300 digits, deep nesting
+        raise CheckpointError(f"{path}: its config metadata is not valid JSON: {err}"[:500]) from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: its config must be a JSON object, got {type(config).__name__}")
     return tensors, config
 
 

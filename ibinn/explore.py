@@ -121,10 +121,12 @@ def summarize(model: IBINN, images: Any, labels: Any = None,
         reference_nll_mean: mean in-distribution NLL for the typicality score; by default the
             mean over ``images`` themselves (right for an in-distribution reference set).
     """
+    if reference_nll_mean is not None:
+        reference_nll_mean = limits.real("reference_nll_mean", reference_nll_mean)
     out = model.infer(images, batch_size)
     ll = out.log_likelihood.double().numpy()
     proba = out.proba.double().numpy()
-    ref = float(np.mean(-ll)) if reference_nll_mean is None else float(reference_nll_mean)
+    ref = float(np.mean(-ll)) if reference_nll_mean is None else reference_nll_mean
     n = len(ll)
     lab = np.full(n, -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
     return LatentView(
@@ -178,6 +180,23 @@ def _pca(x: np.ndarray, method: str) -> Projection:
     return Projection(method, pca.mean_, pca.components_, share)  # type: ignore[arg-type]
 
 
+def _latents(name: str, value, min_rows: int, dim: int | None = None) -> np.ndarray:
+    """``value`` as finite float32 latents ``(N, D)`` with ``N ≥ min_rows`` and ``D ≥ 2`` (or
+    ``dim``), or a ``ValueError`` naming ``name``."""
+    try:
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: refused below
+            array = np.asarray(value, dtype=np.float32) if value is not None else None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be latents (N, D) of numbers: {err}"[:300]) from err
+    if (array is None or array.ndim != 2 or len(array) < min_rows or array.shape[1] < 2
+            or (dim and array.shape[1] != dim)):
+        raise ValueError(f"{name} must be latents (N, {dim or 'D'}) with N ≥ {min_rows} and D ≥ 2, "
+                         f"got {'None' if array is None else tuple(array.shape)}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return array
+
+
 def fit_projection(method: str, z: np.ndarray, mu: np.ndarray, seed: int = 0,
                    max_points: int = 5000) -> Projection:
     """Fit a 2D projection of the latent space.
@@ -191,10 +210,11 @@ def fit_projection(method: str, z: np.ndarray, mu: np.ndarray, seed: int = 0,
         seed: UMAP's random state.
         max_points: fit on at most this many latents (an evenly spaced subset).
     """
-    if method not in PROJECTIONS:
-        raise ValueError(f"unknown projection {method!r}; known: {', '.join(PROJECTIONS)}")
+    if not isinstance(method, str) or method not in PROJECTIONS:
+        raise ValueError(f"unknown projection {method!r}; known: {', '.join(PROJECTIONS)}"[:300])
     max_points = limits.integer("max_points", max_points, 2)
-    z = np.asarray(z, dtype=np.float32)
+    z = _latents("z", z, 1 if method == "pca-means" else 2)  # a 2D fit needs 2 points, 2 dimensions
+    mu = _latents("mu", mu, 2, z.shape[1])
     if len(z) > max_points:
         z = z[np.linspace(0, len(z) - 1, max_points).astype(int)]
     if method == "pca-means":
@@ -226,7 +246,7 @@ def _noise(x: torch.Tensor, amplitude: float, seed: int) -> torch.Tensor:
 
 
 def _inversion(x: torch.Tensor, amount: float, seed: int) -> torch.Tensor:
-    return ood.invert(x, amount)
+    return ood.invert(x, amount).clamp(0, 1)  # a blend beyond t = 1 leaves [0, 1]
 
 
 @dataclass(frozen=True)
@@ -271,8 +291,8 @@ def apply_transform(model: IBINN, images: Any, name: str, strength: float, seed:
 
     Returns float images ``(N, C, H, W)`` in [0, 1].
     """
-    if name not in TRANSFORMS:
-        raise ValueError(f"unknown transform {name!r}; known: {', '.join(TRANSFORMS)}")
+    if not isinstance(name, str) or name not in TRANSFORMS:
+        raise ValueError(f"unknown transform {name!r}; known: {', '.join(TRANSFORMS)}"[:300])
     spec = TRANSFORMS[name]
     strength = limits.real("strength", strength, low=0, high=1e3)
     seed = limits.integer("seed", seed, 0, 2**63 - 1)
@@ -315,6 +335,8 @@ def trajectory(model: IBINN, image: Any, transform: str, strengths: Sequence[flo
     x = model.as_batch(image)
     if len(x) != 1:
         raise ValueError(f"expected one image, got {len(x)}")
+    if strengths is None or isinstance(strengths, str | bytes):  # numpy would read "0.5" as [0.5]
+        raise ValueError(f"strengths must be a sequence of numbers, got {type(strengths).__name__}")
     try:
         strengths = np.asarray(strengths, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as err:
@@ -363,6 +385,8 @@ def sample_grid(model: IBINN, n_per_class: int, temperature: float = 1.0, seed: 
 
     Every class uses the same seed, so the rows share their noise ``ε`` and differ only by ``μ_y``.
     """
+    if classes is not None and (isinstance(classes, str | bytes) or not hasattr(classes, "__iter__")):
+        raise ValueError(f"classes must be a list of class indices, got {type(classes).__name__}")
     classes = range(model.config.n_classes) if classes is None else list(classes)
     limits.integer("n_per_class × classes", len(classes) * limits.integer("n_per_class", n_per_class, 1),
                    1, limits.current().max_samples)

@@ -151,10 +151,14 @@ def _failure(err: BaseException) -> tuple[str, str]:
 
 def _work(config_json: dict, messages, stop) -> None:
     """Entry point of a worker process: train, reporting progress and the outcome on ``messages``."""
+    import torch
+
     from .train import train
 
     if hasattr(os, "nice"):
         os.nice(10)  # the server's page rendering comes first
+    # one core stays free for the server: torch threads that share a core with it wait on each other
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     try:
         result = train(TrainConfig.from_json(config_json), progress=False,
                        callback=lambda info: messages.put(("progress", dict(info))),

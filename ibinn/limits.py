@@ -128,8 +128,10 @@ def integer(name: str, value, low: int | None = None, high: int | None = None) -
     except TypeError as err:  # e.g. a tensor with more than one element
         raise ValueError(f"{name} must be a single integer: {err}") from err
     if (low is not None and value < low) or (high is not None and value > high):
+        # Python refuses to print integers of over 4300 digits
+        shown = value if value.bit_length() < 1000 else f"an integer of {value.bit_length()} bits"
         raise ValueError(f"{name} must be in [{low if low is not None else '-∞'}, "
-                         f"{high if high is not None else '∞'}], got {value}")
+                         f"{high if high is not None else '∞'}], got {shown}")
     return value
 
 
@@ -141,6 +143,9 @@ def real(name: str, value, low: float | None = None, high: float | None = None,
         raise ValueError(f"{name} must be a number, got {type(value).__name__} {value!r}"[:300])
     try:
         value = float(value)
+    except OverflowError as err:  # an int beyond float range, e.g. 10**400 from a JSON config
+        raise ValueError(f"{name} must be a finite number, got {type(value).__name__} beyond "
+                         f"the float range") from err
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{name} must be a number, got {type(value).__name__}") from err
     if math.isnan(value) or (math.isinf(value) and not allow_inf):
@@ -247,6 +252,12 @@ def check_model_config(config: dict, limits: Limits | None = None) -> Footprint:
     if len(levels) != len(widths):
         raise ValueError(f"levels ({len(levels)}) and widths ({len(widths)}) must have one entry "
                          f"per resolution level")
+    # the grey squeeze and every level after the first halve the image (and footprint assumes so)
+    halvings = len(levels) - (c > 1)
+    if h % 2**halvings or w % 2**halvings:
+        raise ValueError(f"image_shape {h}x{w} cannot be halved {halvings} times, as "
+                         f"{'the grey squeeze and ' if c == 1 else ''}{len(levels)} levels need: "
+                         f"height and width must be multiples of {2**halvings}")
     fc_blocks = integer("fc_blocks", config.get("fc_blocks", 1), 0, lim.max_fc_blocks)
     fc_width = integer("fc_width", config.get("fc_width", 64), 1, lim.max_fc_width)
     fp = footprint({"image_shape": (c, h, w), "n_classes": n_classes, "levels": levels,

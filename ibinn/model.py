@@ -106,16 +106,19 @@ class ModelConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        # sizes first, against ibinn.limits, before anything is allocated from them
-        limits.check_model_config(dataclasses.asdict(self))
+        # sizes first, against ibinn.limits, before anything is allocated from them; a shallow
+        # dict, as asdict would deep-copy whatever long lists a stranger's config holds
+        limits.check_model_config({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         self.image_shape = tuple(int(s) for s in self.image_shape)  # type: ignore[assignment]
         c = self.image_shape[0]
         self.classes = list(self.classes) or [str(i) for i in range(self.n_classes)]
+        for name in ("mean", "std"):  # lengths first: a long list is refused without a pass over it
+            if not isinstance(getattr(self, name), list | tuple) or len(getattr(self, name)) not in (0, c):
+                raise ValueError(f"{name} must be a list of {c} channel values (or empty), got "
+                                 f"{type(getattr(self, name)).__name__}")
         self.mean = [limits.real(f"mean[{i}]", m) for i, m in enumerate(self.mean)] or [0.5] * c
         self.std = ([limits.real(f"std[{i}]", s, low=0, low_open=True) for i, s in enumerate(self.std)]
                     or [0.25] * c)
-        if len(self.mean) != c or len(self.std) != c:
-            raise ValueError(f"normalisation needs {c} channel means and stds")
         self.clamp = limits.real("clamp", self.clamp, low=0, high=100, low_open=True)
         self.act_norm = limits.real("act_norm", self.act_norm, low=0, high=100, low_open=True)
         self.mu_init = limits.real("mu_init", self.mu_init, low=0, high=1e4)
@@ -260,8 +263,8 @@ def initial_means(n_classes: int, dim: int, scale: float) -> torch.Tensor:
     mu = torch.zeros(n_classes, dim)
     per_class = dim // n_classes
     value = scale / math.sqrt(2 * dim // n_classes)
-    for k in range(per_class):
-        mu[:, n_classes * k:n_classes * (k + 1)] += value * torch.eye(n_classes)
+    for k in range(n_classes):  # a loop over classes, not dimensions: 10⁵ dimensions took seconds
+        mu[k, k:n_classes * per_class:n_classes] = value
     return mu
 
 
@@ -573,8 +576,9 @@ class IBINN(ImageClassifier, nn.Module):
         """The exact inverse ``x = g⁻¹(z)``, as images in [0, 1] units (not clipped), ``(N, C, H, W)``."""
         batch_size = limits.integer("batch_size", batch_size, 1, limits.current().max_batch_size)
         try:
-            z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not torch.is_tensor(z) else z,
-                                dtype=torch.float32)
+            with np.errstate(over="ignore"):  # beyond float32's range becomes inf, refused below
+                z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not torch.is_tensor(z) else z,
+                                    dtype=torch.float32)
         except (TypeError, ValueError, RuntimeError) as err:
             raise ValueError(f"z must be latents (N, {self.config.dim}) of numbers: {err}") from err
         if z.ndim != 2 or z.shape[1] != self.config.dim or len(z) == 0:
@@ -592,7 +596,10 @@ class IBINN(ImageClassifier, nn.Module):
                 out.append(self.normalization.denormalize(x).cpu())
         finally:
             self.train(was_training)
-        return torch.cat(out)
+        x = torch.cat(out)
+        if not bool(torch.isfinite(x).all()):  # e.g. |z| ~ 1e38: finite latents, overflowing images
+            raise ValueError("z is too far from the class means: it decodes to NaN or infinite values")
+        return x
 
     def sample(self, class_index: int, n: int, temperature: float = 1.0,
                seed: int | None = None) -> torch.Tensor:

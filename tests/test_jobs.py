@@ -37,6 +37,7 @@ def test_run_names_never_leave_the_runs_folder(tmp_path, name):
     assert not folder.name.startswith(".") and len(folder.name) <= 60
 
 
+@pytest.mark.slow
 def test_a_job_trains_in_its_own_process_unaffected_by_the_server(tmp_path):
     """The worker's weights equal an in-process run's, although the server builds models (which
     seed and restore the global RNGs) and draws random numbers all the while."""
