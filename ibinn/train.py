@@ -251,162 +251,210 @@ def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
         return _train_locked(config, callback, resume, progress, should_stop)
 
 
-def _train_locked(config: TrainConfig, callback: Callable[[dict], None] | None, resume: bool,
-                  progress: bool, should_stop: Callable[[], bool] | None) -> TrainResult:
-    out = Path(config.out)
-    state_path = out / STATE_FILE
-    if state_path.exists() and not resume:
-        raise FileExistsError(f"{out} already holds a training run; pass resume=True "
-                              f"(`--resume`) to continue it, or choose another output folder")
-    if resume and state_path.exists():
-        remove_stale_temporaries(out)  # from a run killed while writing a checkpoint
-        state = load_state(state_path)
-        # the saved run's settings win; only where it runs and writes may change
-        saved = TrainConfig.from_json(json.loads(state["train_config"]))
-        config = dataclasses.replace(saved, device=config.device, out=config.out)
-    else:
+@dataclass
+class _Run:
+    """Everything one training run holds, built by :meth:`start` (fresh or resumed)."""
+
+    config: TrainConfig
+    out: Path
+    model: Classifier
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    train_data: D.ImageData
+    val_data: D.ImageData
+    test_data: D.ImageData
+    augment: str
+    steps_per_epoch: int
+    total_steps: int
+    step: int = 0
+    first_step: int = 0  #: > 0 when this process continued a run
+    history: list[dict] = field(default_factory=list)
+    elapsed: float = 0.0
+    bad_steps: int = 0
+    running: dict[str, float] = field(default_factory=dict)
+    _order: tuple[int, torch.Tensor] | None = None  #: (epoch, its permutation of the training set)
+
+    @classmethod
+    def start(cls, config: TrainConfig, resume: bool) -> _Run:
+        """Resume from ``out/train_state.pt`` or start afresh: data, model, optimiser, schedule."""
+        out = Path(config.out)
+        state_path = out / STATE_FILE
+        if state_path.exists() and not resume:
+            raise FileExistsError(f"{out} already holds a training run; pass resume=True "
+                                  f"(`--resume`) to continue it, or choose another output folder")
         state = None
-    device = resolve_device(config.device)
+        if resume and state_path.exists():
+            remove_stale_temporaries(out)  # from a run killed while writing a checkpoint
+            state = load_state(state_path)
+            # the saved run's settings win; only where it runs and writes may change
+            saved = TrainConfig.from_json(json.loads(state["train_config"]))
+            config = dataclasses.replace(saved, device=config.device, out=config.out)
+        device = resolve_device(config.device)
 
-    full = D.load_dataset(config.dataset, "train", config.root, config.download)
-    train_data, val_data = D.split_train_val(full, min(config.val_size, len(full) // 10), config.seed)
-    test_data = D.load_dataset(config.dataset, "test", config.root, config.download)
-    augment = (config.augment if config.augment is not None
-               else default_augment(config.dataset, train_data.image_shape[0]))
+        full = D.load_dataset(config.dataset, "train", config.root, config.download)
+        train_data, val_data = D.split_train_val(full, min(config.val_size, len(full) // 10),
+                                                 config.seed)
+        test_data = D.load_dataset(config.dataset, "test", config.root, config.download)
+        augment = (config.augment if config.augment is not None
+                   else default_augment(config.dataset, train_data.image_shape[0]))
+        steps_per_epoch = len(train_data) // config.batch_size
+        if steps_per_epoch == 0:
+            raise ValueError(f"{len(train_data)} training images < batch size {config.batch_size}")
+        total_steps = max(1, round(config.epochs * steps_per_epoch))
 
-    model = _make_model(config, train_data).to(device)
-    optimizer = _optimizer(model, config)
-    steps_per_epoch = len(train_data) // config.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(train_data)} training images < batch size {config.batch_size}")
-    total_steps = max(1, round(config.epochs * steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, total_steps))
-    use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        model = _make_model(config, train_data).to(device)
+        optimizer = _optimizer(model, config)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, total_steps))
+        scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
+        run = cls(config, out, model, optimizer, scheduler, scaler, train_data, val_data, test_data,
+                  augment, steps_per_epoch, total_steps)
+        if state is not None:
+            try:
+                for part in ("model", "optimizer", "scheduler", "scaler"):
+                    getattr(run, part).load_state_dict(state[part])
+            except (KeyError, RuntimeError, ValueError) as err:
+                raise CheckpointError(f"{state_path} does not fit this run: {err}") from err
+            run.step, run.history, run.elapsed = state["step"], state["history"], state["elapsed"]
+            run.first_step = run.step
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / CONFIG_FILE, lambda tmp: Path(tmp).write_text(
+            json.dumps(config.to_json(), indent=2)))
+        return run
 
-    step, history, bad_steps, elapsed = 0, [], 0, 0.0
-    if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-        except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"{state_path} does not fit this run: {err}") from err
-        step, history, elapsed = state["step"], state["history"], state["elapsed"]
-    first_step = step  # > 0 when this process continued a run
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
 
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / CONFIG_FILE, lambda tmp: Path(tmp).write_text(
-        json.dumps(config.to_json(), indent=2)))
+    @property
+    def has_likelihood(self) -> bool:
+        return getattr(self.model, "has_likelihood", True)
 
-    def checkpoint() -> None:
-        save_state(state_path, {
-            "format": FORMAT, "train_config": json.dumps(config.to_json()), "step": step,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "history": history, "elapsed": elapsed})
+    def checkpoint(self) -> None:
+        save_state(self.out / STATE_FILE, {
+            "format": FORMAT, "train_config": json.dumps(self.config.to_json()), "step": self.step,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "history": self.history, "elapsed": self.elapsed})
 
-    dim = model.config.dim
-    likelihood = getattr(model, "has_likelihood", True)
-    gamma_text = f"γ={config.gamma:g}"
-    what = {"ibinn": f"{config.mode} {gamma_text}", "vib": f"vib {gamma_text}"}.get(config.model,
-                                                                                    config.model)
-    bar = tqdm(total=total_steps, initial=step, disable=not progress, unit="step",
-               desc=f"{config.dataset} {what}", dynamic_ncols=True)
-    running: dict[str, float] = {}
-    order, order_epoch = None, -1
-    model.train()
-    started = time.perf_counter() - elapsed
-    while step < total_steps:
-        epoch, within = divmod(step, steps_per_epoch)
-        if epoch != order_epoch:
-            order = torch.randperm(len(train_data), generator=_seeded(config.seed, epoch))
-            order_epoch = epoch
-        idx = order[within * config.batch_size:(within + 1) * config.batch_size]
-        x, y = prepare_batch(train_data.images[idx], train_data.labels[idx], model, config,
-                             _seeded(config.seed, 1 << 20, step), augment)
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's batch, a pure function of ``(seed, step)`` (see the module docstring)."""
+        cfg = self.config
+        epoch, within = divmod(self.step, self.steps_per_epoch)
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, torch.randperm(len(self.train_data), generator=_seeded(cfg.seed, epoch)))
+        idx = self._order[1][within * cfg.batch_size:(within + 1) * cfg.batch_size]
+        return prepare_batch(self.train_data.images[idx], self.train_data.labels[idx], self.model,
+                             cfg, _seeded(cfg.seed, 1 << 20, self.step), self.augment)
 
-        torch.manual_seed(_seeded(config.seed, 2 << 20, step).initial_seed())
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            outputs = model(x)  # the IB-INN: (z, log_det); a baseline: (logits,) or (logits, info loss)
+    def train_step(self) -> dict[str, float] | None:
+        """One optimiser step; its figures, or None when the NaN guard skipped it."""
+        x, y = self.batch()
+        torch.manual_seed(_seeded(self.config.seed, 2 << 20, self.step).initial_seed())
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.scaler.is_enabled()):
+            outputs = self.model(x)  # the IB-INN: (z, log_det); a baseline: (logits,) or (logits, info)
         outputs = tuple(o.float() for o in outputs)
-        loss = model.loss(*outputs, y)
-        optimizer.zero_grad(set_to_none=True)
+        loss = self.model.loss(*outputs, y)
+        self.optimizer.zero_grad(set_to_none=True)
         finite = bool(torch.isfinite(loss))
         if finite:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             finite = bool(torch.isfinite(grad_norm))
-        if not finite:  # NaN guard: skip the step, stop if it keeps happening
-            bad_steps += 1
-            optimizer.zero_grad(set_to_none=True)
-            tqdm.write(f"step {step}: non-finite loss or gradient, step skipped "
-                       f"({bad_steps} in a row)")
-            if bad_steps >= config.max_bad_steps:
-                checkpoint()
-                raise TrainingDiverged(
-                    f"loss or gradients were NaN/inf for {bad_steps} steps in a row at step {step}"
-                    f"; try a smaller learning rate (--lr) or a larger gamma. The last good "
-                    f"state is in {state_path}")
-            with warnings.catch_warnings():  # a skipped step still advances the schedule, so
-                # that step counts and learning rates stay aligned with an unbroken run
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
-                scheduler.step()
-            step += 1
-            continue
-        bad_steps = 0
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        step += 1
-
+        self.step += 1
+        if not finite:
+            self._skip()
+            return None
+        self.bad_steps = 0
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
         with torch.no_grad():
             figures = {"loss": float(loss.detach()),
-                       "acc": float((model.log_posterior_from(outputs[0]).argmax(1)
+                       "acc": float((self.model.log_posterior_from(outputs[0]).argmax(1)
                                      == y.argmax(1)).float().mean())}
-            if likelihood:
-                figures["bits_per_dim"] = float(bits_per_dim(model.log_likelihood_from(*outputs),
-                                                             dim).mean())
+            if self.has_likelihood:
+                figures["bits_per_dim"] = float(bits_per_dim(
+                    self.model.log_likelihood_from(*outputs), self.model.config.dim).mean())
         for key, value in figures.items():
-            running[key] = value if key not in running else 0.95 * running[key] + 0.05 * value
+            old = self.running.get(key)
+            self.running[key] = value if old is None else 0.95 * old + 0.05 * value
+        return figures
+
+    def _skip(self) -> None:
+        """NaN guard: the step is skipped (the schedule still advances, so that step counts and
+        learning rates stay aligned with an unbroken run); too many in a row stop the run."""
+        self.bad_steps += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        tqdm.write(f"step {self.step - 1}: non-finite loss or gradient, step skipped "
+                   f"({self.bad_steps} in a row)")
+        if self.bad_steps >= self.config.max_bad_steps:
+            self.step -= 1  # the state saved is the last good one
+            self.checkpoint()
+            raise TrainingDiverged(
+                f"loss or gradients were NaN/inf for {self.bad_steps} steps in a row at step "
+                f"{self.step}; try a smaller learning rate (--lr) or a larger gamma. The last good "
+                f"state is in {self.out / STATE_FILE}")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
+
+    def end_epoch(self, started: float) -> dict:
+        """Validation figures at an epoch's end, appended to the history."""
+        val = evaluate_split(self.model, self.val_data)
+        self.model.train()
+        record = {"step": self.step, "epoch": self.step / self.steps_per_epoch,
+                  "elapsed_s": time.perf_counter() - started, **self.running,
+                  **{f"val_{key}": value for key, value in val.items() if key != "n"}}
+        self.history.append(record)
+        tqdm.write(f"epoch {record['epoch']:.2f}: val error {val['error']:.4f}"
+                   + (f", val bits/dim {val['bits_per_dim']:.4f}" if self.has_likelihood else ""))
+        return record
+
+    def finish(self) -> TrainResult:
+        """Save the model, evaluate it on the test set, write ``metrics.json``."""
+        self.model.eval()
+        self.model.save(self.out / WEIGHTS_FILE)
+        test = evaluate_split(self.model, self.test_data)
+        metrics = {**{f"test_{key}": value for key, value in test.items() if key != "n"},
+                   "n_test": test["n"], "steps": self.step, "resumed_from_step": self.first_step,
+                   "epochs": self.step / self.steps_per_epoch, "train_seconds": self.elapsed,
+                   "device": str(self.device), "parameters": self.model.num_parameters()}
+        atomic_write(self.out / METRICS_FILE,
+                     lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
+        return TrainResult(self.model, self.out, self.history, metrics)
+
+
+def _train_locked(config: TrainConfig, callback: Callable[[dict], None] | None, resume: bool,
+                  progress: bool, should_stop: Callable[[], bool] | None) -> TrainResult:
+    run = _Run.start(config, resume)
+    cfg, total = run.config, run.total_steps
+    what = {"ibinn": f"{cfg.mode} γ={cfg.gamma:g}", "vib": f"vib γ={cfg.gamma:g}"}.get(cfg.model, cfg.model)
+    bar = tqdm(total=total, initial=run.step, disable=not progress, unit="step",
+               desc=f"{cfg.dataset} {what}", dynamic_ncols=True)
+    run.model.train()
+    started = time.perf_counter() - run.elapsed
+    while run.step < total:
+        if run.train_step() is None:  # skipped by the NaN guard
+            continue
         bar.update(1)
-        if step % 20 == 0 or step == total_steps:
-            bar.set_postfix(loss=f"{running['loss']:.3f}", acc=f"{running['acc']:.3f}",
-                            **({"bpd": f"{running['bits_per_dim']:.3f}"} if likelihood else {}))
+        if run.step % 20 == 0 or run.step == total:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in run.running.items()})
             if callback:
-                callback({"step": step, "total_steps": total_steps, "epoch": step / steps_per_epoch,
-                          "lr": scheduler.get_last_lr()[0], **running})
-
-        epoch_end = step % steps_per_epoch == 0 or step == total_steps
+                callback({"step": run.step, "total_steps": total, "lr": run.scheduler.get_last_lr()[0],
+                          "epoch": run.step / run.steps_per_epoch, **run.running})
+        epoch_end = run.step % run.steps_per_epoch == 0 or run.step == total
         if epoch_end:
-            val = evaluate_split(model, val_data)
-            model.train()
-            record = {"step": step, "epoch": step / steps_per_epoch,
-                      "elapsed_s": time.perf_counter() - started, **running,
-                      **{f"val_{key}": value for key, value in val.items() if key != "n"}}
-            history.append(record)
-            tqdm.write(f"epoch {record['epoch']:.2f}: val error {val['error']:.4f}"
-                       + (f", val bits/dim {val['bits_per_dim']:.4f}" if likelihood else ""))
+            record = run.end_epoch(started)
             if callback:
-                callback({"total_steps": total_steps, **record})
-        elapsed = time.perf_counter() - started
-        if step % config.checkpoint_every == 0 or epoch_end or step == total_steps:
-            checkpoint()
-        if should_stop is not None and step < total_steps and should_stop():
-            checkpoint()
+                callback({"total_steps": total, **record})
+        run.elapsed = time.perf_counter() - started
+        if run.step % cfg.checkpoint_every == 0 or epoch_end or run.step == total:
+            run.checkpoint()
+        if should_stop is not None and run.step < total and should_stop():
+            run.checkpoint()
             bar.close()
-            return TrainResult(model.eval(), out, history, {}, finished=False)
+            return TrainResult(run.model.eval(), run.out, run.history, {}, finished=False)
     bar.close()
-
-    model.eval()
-    model.save(out / WEIGHTS_FILE)
-    test = evaluate_split(model, test_data)
-    metrics = {**{f"test_{key}": value for key, value in test.items() if key != "n"},
-               "n_test": test["n"], "steps": step, "resumed_from_step": first_step,
-               "epochs": step / steps_per_epoch,
-               "train_seconds": elapsed, "device": str(device),
-               "parameters": model.num_parameters()}
-    atomic_write(out / METRICS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
-    return TrainResult(model, out, history, metrics)
+    return run.finish()
