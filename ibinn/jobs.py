@@ -246,6 +246,22 @@ class JobManager:
             self._wake.notify_all()
         return True
 
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Cancel every queued job and stop every running one (at a checkpoint, or ended after
+        ``timeout`` seconds), e.g. when a server or a test is done with this manager."""
+        with self._lock:
+            for job in self._jobs:
+                if job.status == "queued":
+                    job.status, job.ended = "cancelled", time.time()
+            running = list(self._running.values())
+            for run in running:
+                self._stop(run)
+            self._wake.notify_all()
+        for run in running:
+            run.process.join(timeout)
+            if run.process.is_alive():
+                run.process.terminate()
+
     def jobs(self, owner: str) -> list[Job]:
         """``owner``'s jobs, oldest first (copies: safe to read while the jobs go on)."""
         with self._lock:

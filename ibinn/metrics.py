@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 #: Appendix C's bin edges: 0.00-0.05 in steps of 0.01, 0.05-0.95 in steps of 0.1, 0.95-1.00 in 0.01.
 CALIBRATION_BIN_EDGES = np.round(np.concatenate([
@@ -120,4 +119,6 @@ def roc_auc(score_in, score_out) -> float:
     """ROC-AUC of separating OoD (positive) from in-distribution data by a score (higher = OoD)."""
     s_in, s_out = _np(score_in).ravel(), _np(score_out).ravel()
     y = np.concatenate([np.zeros(len(s_in)), np.ones(len(s_out))])
+    from sklearn.metrics import roc_auc_score  # here, not at the top: `import ibinn` stays quick
+
     return float(roc_auc_score(y, np.concatenate([s_in, s_out])))

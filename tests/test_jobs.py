@@ -16,6 +16,16 @@ from ibinn.train import TrainConfig, train
 
 from .conftest import assert_same_weights
 
+
+@pytest.fixture()
+def managers():
+    """Managers made by a test; every job they still run is stopped when it ends."""
+    made: list[JobManager] = []
+    yield lambda *args: made.append(JobManager(*args)) or made[-1]
+    for manager in made:
+        manager.shutdown()
+
+
 QUICK = dict(dataset="demo:fashion-mnist", preset="tiny", epochs=0.2, device="cpu", checkpoint_every=5)
 
 
@@ -38,10 +48,10 @@ def test_run_names_never_leave_the_runs_folder(tmp_path, name):
 
 
 @pytest.mark.slow
-def test_a_job_trains_in_its_own_process_unaffected_by_the_server(tmp_path):
+def test_a_job_trains_in_its_own_process_unaffected_by_the_server(tmp_path, managers):
     """The worker's weights equal an in-process run's, although the server builds models (which
     seed and restore the global RNGs) and draws random numbers all the while."""
-    manager = JobManager(tmp_path / "runs")
+    manager = managers(tmp_path / "runs")
     job = manager.submit(TrainConfig(**QUICK), "isolated", owner="a")
     config = ibinn.ModelConfig.from_preset("tiny", (1, 28, 28), 10, seed=123)
     while manager.jobs("a")[0].active:
@@ -54,16 +64,16 @@ def test_a_job_trains_in_its_own_process_unaffected_by_the_server(tmp_path):
     assert_same_weights(ibinn.load(done.out, device="cpu"), reference.model)
 
 
-def test_jobs_are_private_to_their_owner_and_limited(tmp_path):
+def test_jobs_are_private_to_their_owner_and_limited(tmp_path, managers):
     limits = Limits(max_queued_per_session=2, max_queued_total=3)
-    manager = JobManager(tmp_path / "runs", limits)
+    manager = managers(tmp_path / "runs", limits)
     long = TrainConfig(**{**QUICK, "epochs": 300.0})
     first = manager.submit(long, "mine", owner="a")
     second = manager.submit(long, "mine", owner="a")
     assert second.name == "mine-2"
     with pytest.raises(JobRefused, match="2 per session"):
         manager.submit(long, "third", owner="a")
-    manager.submit(long, "theirs", owner="b")
+    theirs = manager.submit(long, "theirs", owner="b")
     with pytest.raises(JobRefused, match="queue is full"):
         manager.submit(long, "fourth", owner="c")
     assert [j.name for j in manager.jobs("b")] == ["theirs"]
@@ -74,10 +84,12 @@ def test_jobs_are_private_to_their_owner_and_limited(tmp_path):
         assert manager.cancel(job.id, owner="a")
     assert wait(manager, "a", first.id).status == "cancelled"
     assert manager.jobs("a")[1].status == "cancelled"
+    manager.shutdown()
+    assert wait(manager, "b", theirs.id).status == "cancelled"
 
 
-def test_a_job_over_the_time_limit_is_refused_before_it_starts(tmp_path):
-    manager = JobManager(tmp_path / "runs")
+def test_a_job_over_the_time_limit_is_refused_before_it_starts(tmp_path, managers):
+    manager = managers(tmp_path / "runs")
     huge = TrainConfig(dataset="cifar10", preset="paper", epochs=500, device="cpu")
     assert estimate_minutes(huge) > 15
     with pytest.raises(JobRefused, match="minutes of compute"):
@@ -85,8 +97,8 @@ def test_a_job_over_the_time_limit_is_refused_before_it_starts(tmp_path):
     assert manager.jobs("a") == [] and not (Path(tmp_path) / "runs").exists()
 
 
-def test_a_failing_job_reports_a_plain_reason(tmp_path):
-    manager = JobManager(tmp_path / "runs")
+def test_a_failing_job_reports_a_plain_reason(tmp_path, managers):
+    manager = managers(tmp_path / "runs")
     job = manager.submit(TrainConfig(**{**QUICK, "lr": 1e9, "max_bad_steps": 2}), "nan", owner="a")
     done = wait(manager, "a", job.id)
     assert done.status == "failed" and done.error_kind == "training diverged (NaN)", done.error
