@@ -15,12 +15,12 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ibinn import sweep
+from ibinn import plots
 
 PALETTE = qualitative.D3 + qualitative.Set3
 
 #: Fig. 6, metrics vs γ: the figure that `ibinn sweep` and `ibinn zoo --plot` write too.
-gamma_curves = sweep.gamma_curves
+gamma_curves = plots.gamma_curves
 
 
 def _axis(kind: str, i: int) -> str:

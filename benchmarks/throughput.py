@@ -1,102 +1,178 @@
-"""Training and inference throughput (images/s) of each preset on this machine's best device.
+"""Training and inference throughput against the hardware's limit, per preset and image shape.
 
-Each preset is timed twice in the same run: through ibinn (``prepare_batch`` with dequantisation,
-noise and label smoothing, the IB loss, gradient clipping, the optimiser step; ``IBINN.infer`` for
-inference) and through a plain reference loop on the very same FrEIA network (pre-made inputs, the
-textbook NLL ``‖z‖²/2 − log|det J|``, Adam; a bare forward pass for inference). The ratio shows
-what ibinn's extras cost.
+For each preset the script prints the model's own FLOPs per image (``torch.utils.flop_counter``:
+forward + backward for training, forward for inference), then, for each way of running it, the
+images per second, the achieved GFLOP/s and their share of the device's dense-matmul peak measured
+in the same run (fp32; on a GPU also bf16):
 
-    python benchmarks/throughput.py [--presets tiny,small] [--shape 1,28,28] [--steps 20]
+- ``ibinn train``: the engine's real training step (:class:`ibinn.train._Run`: the batch made on
+  the device with augmentation, dequantisation, noise and label smoothing, the IB loss, the NaN
+  guard, gradient clipping, the fused optimiser, the running figures), eager and compiled;
+- ``plain FrEIA``: a textbook loop on the very same network (pre-made inputs, the NLL
+  ``‖z‖²/2 − log|det J|``, Adam, no extras), eager: the reference the engine must beat;
+- ``infer``: :meth:`ibinn.IBINN.infer` (latents, posteriors, bits/dim), eager and compiled.
+
+Each figure is the median of ``--repeats`` timed runs of ``--steps`` steps. Compilation time is
+printed separately (it is paid once per run; ``ibinn train --compile auto`` compiles runs long
+enough to repay it).
+
+    python benchmarks/throughput.py                        # Fashion-MNIST and CIFAR-10 shapes
+    python benchmarks/throughput.py --presets small --datasets demo:cifar10 --modes eager
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import statistics
+import tempfile
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import ibinn
-from ibinn.train import TrainConfig, _optimizer, prepare_batch
+from ibinn.device import Distributed, compile_blocker, matmul_peak_gflops
+from ibinn.train import TrainConfig, _Run
 
 
-def _timed(fn, steps: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    if torch.cuda.is_available():
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
+
+
+def _rate(fn, images_per_call: int, steps: int, repeats: int, device: torch.device) -> float:
+    """Median images/s of ``repeats`` timings of ``steps`` calls (after one warm-up call)."""
+    fn()
+    rates = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        _sync(device)
+        rates.append(images_per_call * steps / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def _flops(fn) -> float:
+    with FlopCounterMode(display=False) as counter:
         fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    return counter.get_total_flops()
 
 
-def bench(preset: str, shape: tuple[int, int, int], batch: int, steps: int, device) -> dict:
-    config = ibinn.ModelConfig.from_preset(preset, shape, 10)
-    model = ibinn.IBINN(config).to(device)
-    train_cfg = TrainConfig(batch_size=batch)
-    images = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8)
-    labels = torch.randint(0, 10, (batch,))
-    gen = torch.Generator().manual_seed(0)
+@contextlib.contextmanager
+def _run(dataset: str, preset: str, batch: int, device: torch.device, compile_: str, amp: bool):
+    """The engine's training run on ``dataset`` (no files kept)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = TrainConfig(dataset=dataset, preset=preset, batch_size=batch, epochs=1000,
+                             device=str(device), compile=compile_, amp=amp, val_size=100,
+                             out=f"{tmp}/run")
+        run = _Run.start(config, device, Distributed(), resume=False)
+        run.model.train()
+        yield run
 
-    opt = _optimizer(model, train_cfg)
 
-    def ibinn_step():
-        x, y = prepare_batch(images, labels, model, train_cfg, gen)
-        z, log_det = model(x)
-        loss = model.loss(z, log_det, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-        opt.step()
+def bench(dataset: str, preset: str, batch: int, steps: int, repeats: int, device: torch.device,
+          modes: list[str], amp: bool) -> list[dict]:
+    rows = []
+    with _run(dataset, preset, batch, device, "off", amp) as run:
+        x, y = run.batch()
+        train_flops = _flops(run.train_step) / batch
+        infer_images = run.train_data.images[: 4 * batch].cpu()
+        infer_flops = _flops(lambda: run.model.infer(infer_images)) / len(infer_images)
+        params = run.model.num_parameters()
 
-    ref_inn = ibinn.model.build_inn(config).to(device)
-    ref_opt = torch.optim.Adam(ref_inn.parameters(), lr=1e-3)
-    x_ref = torch.randn(batch, *shape, device=device)
+        if "eager" in modes:
+            rows.append({"what": "ibinn train", "mode": "eager",
+                         "rate": _rate(run.train_step, batch, steps, repeats, device),
+                         "flops": train_flops})
+            reference = ibinn.model.build_inn(run.model.config).to(device)
+            ref_opt = torch.optim.Adam(reference.parameters(), lr=1e-3)
 
-    def reference_step():
-        z, log_det = ref_inn(x_ref)
-        loss = (0.5 * z.pow(2).sum(1) - log_det).mean()
-        ref_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        ref_opt.step()
+            def reference_step():
+                z, log_det = reference(x)
+                loss = (0.5 * z.pow(2).sum(1) - log_det).mean()
+                ref_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                ref_opt.step()
 
-    infer_images = torch.randint(0, 256, (4 * batch, *shape), dtype=torch.uint8)
-    x_infer = torch.randn(4 * batch, *shape, device=device)
-
-    def reference_infer():
-        with torch.no_grad():
-            ref_inn(x_infer)
-
-    t_train, t_ref = _timed(ibinn_step, steps), _timed(reference_step, steps)
-    t_inf = _timed(lambda: model.infer(infer_images, batch_size=4 * batch), max(3, steps // 4))
-    t_inf_ref = _timed(reference_infer, max(3, steps // 4))
-    return {"preset": preset, "params": model.num_parameters(),
-            "train": batch / t_train, "train_ref": batch / t_ref,
-            "infer": 4 * batch / t_inf, "infer_ref": 4 * batch / t_inf_ref}
+            rows.append({"what": "plain FrEIA train", "mode": "eager",
+                         "rate": _rate(reference_step, batch, steps, repeats, device),
+                         "flops": train_flops})
+            rows.append({"what": "infer", "mode": "eager",
+                         "rate": _rate(lambda: run.model.infer(infer_images), len(infer_images),
+                                       max(2, steps // 4), repeats, device),
+                         "flops": infer_flops})
+    if "compiled" in modes:
+        blocker = compile_blocker(device)
+        if blocker:
+            print(f"  compiled rows skipped: {blocker}")
+            return rows
+        with _run(dataset, preset, batch, device, "on", amp) as run:
+            start = time.perf_counter()
+            run.train_step()
+            _sync(device)
+            compile_train = time.perf_counter() - start
+            rows.append({"what": "ibinn train", "mode": "compiled",
+                         "rate": _rate(run.train_step, batch, steps, repeats, device),
+                         "flops": train_flops, "compile_s": compile_train})
+            model = run.model.eval()
+            model.compile_inference()
+            start = time.perf_counter()
+            model.infer(infer_images)
+            compile_infer = time.perf_counter() - start
+            rows.append({"what": "infer", "mode": "compiled",
+                         "rate": _rate(lambda: model.infer(infer_images), len(infer_images),
+                                       max(2, steps // 4), repeats, device),
+                         "flops": infer_flops, "compile_s": compile_infer})
+    for row in rows:
+        row |= {"dataset": dataset, "preset": preset, "params": params}
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--presets", default="tiny,small")
-    parser.add_argument("--shape", default="1,28,28", help="C,H,W (3,32,32 for CIFAR)")
+    parser.add_argument("--presets", default="small", help="comma-separated (tiny, small, paper)")
+    parser.add_argument("--datasets", default="demo:fashion-mnist,demo:cifar10",
+                        help="comma-separated; the image shape and classes come from the data")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--modes", default="eager,compiled")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = ibinn.resolve_device(args.device)
-    shape = tuple(int(s) for s in args.shape.split(","))
-    print(f"device: {device}, torch threads: {torch.get_num_threads()}, image shape {shape}, "
-          f"batch {args.batch}")
-    print(f"{'preset':8} {'params':>8} {'train img/s':>12} {'reference':>10} {'ratio':>6} "
-          f"{'infer img/s':>12} {'reference':>10} {'ratio':>6}")
-    for preset in args.presets.split(","):
-        r = bench(preset, shape, args.batch, args.steps, device)
-        print(f"{r['preset']:8} {r['params'] / 1e6:7.2f}M {r['train']:12.0f} {r['train_ref']:10.0f} "
-              f"{r['train'] / r['train_ref']:6.2f} {r['infer']:12.0f} {r['infer_ref']:10.0f} "
-              f"{r['infer'] / r['infer_ref']:6.2f}")
+    peaks = {"fp32": matmul_peak_gflops(device.type)}
+    if device.type == "cuda":
+        peaks["bf16"] = matmul_peak_gflops(device.type, "bfloat16")
+    peak = peaks["bf16" if args.amp else "fp32"]
+    print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else device}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+          f"median of {args.repeats} x {args.steps} steps")
+    print("matmul peak: " + ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in peaks.items())
+          + f"; % of peak below is of {'bf16' if args.amp else 'fp32'}")
+    header = (f"{'data':18} {'preset':7} {'params':>7} {'what':18} {'mode':9} {'GFLOP/img':>9} "
+              f"{'img/s':>8} {'GFLOP/s':>8} {'% peak':>7} {'compile s':>9}")
+    print(header)
+    print("-" * len(header))
+    for dataset in args.datasets.split(","):
+        for preset in args.presets.split(","):
+            rows = bench(dataset, preset, args.batch, args.steps, args.repeats, device,
+                         args.modes.split(","), args.amp)
+            for r in rows:
+                gflops = r["flops"] * r["rate"] / 1e9
+                compile_s = f"{r['compile_s']:9.1f}" if "compile_s" in r else f"{'':9}"
+                print(f"{r['dataset']:18} {r['preset']:7} {r['params'] / 1e6:6.2f}M {r['what']:18} "
+                      f"{r['mode']:9} {r['flops'] / 1e9:9.4f} {r['rate']:8.0f} {gflops:8.1f} "
+                      f"{100 * gflops / peak:6.1f}% {compile_s}")
+            by = {(r["what"], r["mode"]): r["rate"] for r in rows}
+            ref = by.get(("plain FrEIA train", "eager"))
+            for mode in ("eager", "compiled"):
+                if ref and ("ibinn train", mode) in by:
+                    print(f"  ibinn train ({mode}) / plain FrEIA (eager): "
+                          f"{by[('ibinn train', mode)] / ref:.2f}x")
 
 
 if __name__ == "__main__":

@@ -13,28 +13,55 @@ Example (offline, on a shipped model and the demo images beside it):
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from . import zoo
-from .baselines import BASELINES, MODEL_TYPES, Baseline, NoLikelihoodError
 from .checkpoint import CheckpointError, load_weights
 from .data import DataError, ImageData, Normalization, load_dataset
 from .device import resolve_device
-from .model import IBINN, PRESETS, Inference, ModelConfig
-from .train import TrainConfig, TrainingDiverged
+
+if TYPE_CHECKING:
+    from . import zoo
+    from .baselines import BASELINES, MODEL_TYPES, Baseline, NoLikelihoodError
+    from .model import IBINN, PRESETS, ImageClassifier, Inference, ModelConfig
+    from .train import TrainConfig, TrainingDiverged
+
+#: Names imported on first use (PEP 562), so that `import ibinn` stays quick: the models, the
+#: training loop and the zoo pull in more than a script that reads one file needs.
+_LAZY = {
+    "BASELINES": "baselines", "MODEL_TYPES": "baselines", "Baseline": "baselines",
+    "NoLikelihoodError": "baselines", "IBINN": "model", "ImageClassifier": "model",
+    "Inference": "model", "ModelConfig": "model", "PRESETS": "model", "TrainConfig": "train",
+    "TrainingDiverged": "train", "zoo": None,
+}
 
 __all__ = [
-    "BASELINES", "IBINN", "PRESETS", "Baseline", "CheckpointError", "DataError", "ImageData",
-    "Inference", "ModelConfig", "NoLikelihoodError", "Normalization", "TrainConfig",
-    "TrainingDiverged", "load", "load_dataset", "resolve_device", "zoo",
+    "BASELINES", "IBINN", "MODEL_TYPES", "PRESETS", "Baseline", "CheckpointError", "DataError",
+    "ImageClassifier", "ImageData", "Inference", "ModelConfig", "NoLikelihoodError",
+    "Normalization", "TrainConfig", "TrainingDiverged", "load", "load_dataset", "resolve_device",
+    "zoo",
 ]
 
 WEIGHTS_FILE = "model.safetensors"
 
 
-def load(path: str | Path, device: str | torch.device | None = "auto") -> IBINN | Baseline:
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f".{_LAZY[name] or name}", __name__)
+    value = module if _LAZY[name] is None else getattr(module, name)
+    globals()[name] = value  # once: later look-ups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load(path: str | Path, device: str | torch.device | None = "auto") -> ImageClassifier:
     """Load a model from a ``.safetensors`` file, a run folder (``<dir>/model.safetensors``) or
     a pretrained model's name such as ``"fashion-mnist/gamma-1"`` (see :mod:`ibinn.zoo`).
 
@@ -42,6 +69,9 @@ def load(path: str | Path, device: str | torch.device | None = "auto") -> IBINN 
     :class:`IBINN` or, for a checkpoint whose config says ``model_type`` ``"resnet"``, ``"irevnet"``
     or ``"vib"``, as that baseline of :mod:`ibinn.baselines`.
     """
+    from . import zoo
+    from .baselines import MODEL_TYPES
+
     if not Path(path).exists() and zoo.is_zoo_name(str(path)):
         return zoo.load(str(path), device=device)
     path = Path(path)

@@ -18,11 +18,12 @@ trained and evaluated by the same code as the IB-INN.
   ResNet as encoder of a stochastic Gaussian bottleneck, a linear decoder to logits, and the VIB
   loss; its per-image KL "info loss" is its OoD score.
 
-All three train with softmax cross-entropy on the smoothed labels, have ``has_likelihood = False``
-(:meth:`Baseline.log_likelihood` raises :class:`NoLikelihoodError`) and share the IB-INN's
-inference API: :meth:`~Baseline.infer`, ``predict_proba``, ``predict``, input validation
-(:class:`ibinn.model.ImageClassifier`), ``save`` / ``from_file`` (:func:`ibinn.load` dispatches on the
-checkpoint's ``model_type``), ``num_parameters`` and ``describe``.
+All three train with softmax cross-entropy on the smoothed labels and share the IB-INN's interface,
+:class:`ibinn.model.ImageClassifier`: ``infer``, ``predict_proba``, ``predict``, input validation,
+``save`` / ``from_file`` (:func:`ibinn.load` dispatches on the checkpoint's ``model_type``),
+``num_parameters`` and ``describe``. They declare no likelihood (:meth:`Baseline.log_likelihood`
+raises :class:`NoLikelihoodError`), no sampling, interpolation or inverse, and no calibration by
+design; only the VIB has an OoD score.
 
 Example:
     >>> import ibinn, torch
@@ -37,20 +38,17 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import bisect
 import math
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
-import FrEIA.modules as Fm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import save_weights
 from .data import Normalization
 from .model import (
     IBINN,
@@ -60,8 +58,6 @@ from .model import (
     _conv_subnet,
     _fc_subnet,
     build_inn,
-    load_checked,
-    pack_state,
     private_global_rng,
 )
 
@@ -125,6 +121,8 @@ def matched_width(subnet: Callable[[int], Callable[[int, int], nn.Module]], chan
 def build_resnet(config: ModelConfig) -> nn.Sequential:
     """The feed-forward twin of :func:`ibinn.model.build_inn`: normalised images ``(N, C, H, W)``
     to features ``(N, D)``; see the module docstring."""
+    import FrEIA.modules as Fm  # here, as in build_inn: FrEIA's import costs about 1 s
+
     widths: dict[tuple[bool, int, int], int] = {}
     layers: list[nn.Module] = []
     for module in build_inn(config).module_list:
@@ -142,17 +140,25 @@ def build_resnet(config: ModelConfig) -> nn.Sequential:
 
 
 # ---------------------------------------------------------------------- shared machinery
-class Baseline(ImageClassifier, nn.Module):
-    """What the three baselines share: config, normalisation, inference API and persistence.
+class Baseline(ImageClassifier):
+    """What the three baselines share: config, normalisation, a linear head to logits and softmax.
 
     ``forward`` returns the tuple the training loop passes on to :meth:`loss` (``(logits,)``, for
     the VIB ``(logits, info_loss)``), so that ``model.loss(*model(x), y)`` trains any model.
+
+    Discriminative models of ``q(y | x)`` alone: no likelihood, nothing to sample from or
+    interpolate along, no inverse. The i-RevNet's network is invertible, so its features keep
+    everything about the image, but its head to logits is not and this class offers no
+    ``decode``: it declares no ``exact_inverse``.
     """
 
-    model_type: ClassVar[str]
     title: ClassVar[str]
-    inference_class: ClassVar[type[Inference]] = Inference
     has_likelihood = False
+    has_ood_score = False
+    calibrated_by_design = False
+    can_sample = False
+    can_interpolate = False
+    exact_inverse = False
     head: nn.Linear
 
     def __init__(self, config: ModelConfig):
@@ -162,20 +168,17 @@ class Baseline(ImageClassifier, nn.Module):
         with private_global_rng(config.seed):  # the initial weights depend on config.seed only
             self._build()
 
+    @abc.abstractmethod
     def _build(self) -> None:
-        raise NotImplementedError
+        """Create the layers (under the config's seed)."""
 
+    @abc.abstractmethod
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised images → what the linear head reads, ``(N, D)``."""
-        raise NotImplementedError
 
     @property
     def device(self) -> torch.device:
         return self.head.weight.device
-
-    @property
-    def classes(self) -> list[str]:
-        return self.config.classes
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return (self.head(self.features(x)),)
@@ -191,20 +194,6 @@ class Baseline(ImageClassifier, nn.Module):
         z = self.features(x)
         return {"z": z, "log_posterior": self.log_posterior_from(self.head(z))}
 
-    @torch.no_grad()
-    def infer(self, images, batch_size: int = 500) -> Inference:
-        """Features and log-posteriors of a batch in one pass (no likelihood: those fields are None)."""
-        was_training = self.training
-        self.eval()
-        parts: dict[str, list[torch.Tensor]] = defaultdict(list)
-        try:
-            for x in self._normalized_batches(images, batch_size):
-                for key, value in self._infer_batch(x).items():
-                    parts[key].append(value.float().cpu())
-        finally:
-            self.train(was_training)
-        return self.inference_class(**{key: torch.cat(values) for key, values in parts.items()})
-
     def log_likelihood(self, images, batch_size: int = 500) -> torch.Tensor:
         raise NoLikelihoodError(
             f"the {self.title} is a discriminative classifier: it models q(y | x) only and has no "
@@ -212,17 +201,6 @@ class Baseline(ImageClassifier, nn.Module):
 
     def bits_per_dim(self, images, batch_size: int = 500) -> torch.Tensor:
         return self.log_likelihood(images, batch_size)
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path, half: bool = False) -> Path:
-        """Weights (fp16 with ``half=True``) and config with its ``model_type`` as one safetensors
-        file, written atomically; i-RevNet permutations are packed as for the IB-INN."""
-        config = {"model_type": self.model_type, **self.config.to_json()}
-        return save_weights(path, pack_state(self.state_dict(), half), config)
-
-    @classmethod
-    def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> Baseline:
-        return load_checked(cls, path, cls.model_type).to(device)
 
     def _details(self) -> str:
         return ""
@@ -287,6 +265,7 @@ class VIBClassifier(Baseline):
 
     model_type = "vib"
     title = "VIB"
+    has_ood_score = True  # its info loss
     inference_class = VIBInference
     bottleneck_dim = 128
     #: log σ² of every latent at initialisation: σ = softplus(−5) ≈ 0.0067, where Alemi et al.'s
@@ -351,4 +330,4 @@ class VIBClassifier(Baseline):
 #: Every model type by the name in checkpoints, ``TrainConfig.model`` and ``ibinn train --model``.
 BASELINES: dict[str, type[Baseline]] = {
     cls.model_type: cls for cls in (ResNetClassifier, IRevNetClassifier, VIBClassifier)}
-MODEL_TYPES: dict[str, type[IBINN] | type[Baseline]] = {"ibinn": IBINN, **BASELINES}
+MODEL_TYPES: dict[str, type[ImageClassifier]] = {IBINN.model_type: IBINN, **BASELINES}

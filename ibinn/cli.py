@@ -17,11 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import train as T
 from .baselines import MODEL_TYPES
 from .data import AUGMENTATIONS
+from .device import Distributed
 from .losses import MODES
 from .model import PRESETS, ModelConfig
 
@@ -87,23 +90,55 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--amp", action="store_true", help="bf16 mixed precision on CUDA")
+    p.add_argument("--compile", choices=["auto", "on", "off"], default=d.compile,
+                   help="torch.compile the model and loss; auto: for runs estimated at 10 minutes "
+                        "or more, where a compiler is present (default %(default)s)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint")
+                   help="continue the run in --out from its last checkpoint (a fresh start when "
+                        "there is none, so that one command serves every segment of a long run)")
+    p.add_argument("--max-minutes", type=float,
+                   help="stop after this many minutes with a checkpoint (exit status 3); run the "
+                        "same command with --resume to continue")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _run_train(args) -> int:
-    config = T.TrainConfig(
+def _train_config(args) -> T.TrainConfig:
+    """The training config of parsed ``ibinn train`` arguments."""
+    return T.TrainConfig(
         dataset=args.dataset, model=args.model, root=args.root, download=args.download, mode=args.mode,
         gamma=args.gamma, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, sigma=args.sigma, augment=args.augment,
         learn_class_weights=args.learn_class_weights, seed=args.seed, device=args.device,
-        amp=args.amp, checkpoint_every=args.checkpoint_every, out=args.out,
+        amp=args.amp, compile=args.compile, checkpoint_every=args.checkpoint_every, out=args.out,
         model_overrides=dict(args.arch))
-    result = T.train(config, resume=args.resume, progress=not args.quiet)
+
+
+def _deadline(minutes: float | None) -> Callable[[], bool] | None:
+    """``should_stop`` for ``--max-minutes``: true once that many minutes have passed."""
+    if minutes is None:
+        return None
+    deadline = time.monotonic() + 60 * max(0.0, minutes)
+    return lambda: time.monotonic() > deadline
+
+
+def _run_train(args) -> int:
+    started = time.monotonic()
+    result = T.train(_train_config(args), resume=args.resume, progress=not args.quiet,
+                     should_stop=_deadline(args.max_minutes))
+    if not Distributed.from_env().is_main:  # under torchrun, rank 0 reports
+        return 0 if result.finished else 3
+    if not result.finished:
+        val = next((r for r in reversed(result.history) if "val_error" in r), None)
+        m = result.metrics
+        print(f"stopped after {(time.monotonic() - started) / 60:.1f} minutes (--max-minutes) at "
+              f"step {m['steps']}/{m['total_steps']}"
+              + (f"; val error {100 * val['val_error']:.2f}% after {val['elapsed_s'] / 60:.1f} "
+                 f"minutes of training" if val else "")
+              + f". Continue with the same command and --resume (checkpoint in {result.out}).")
+        return 3
     m = result.metrics
     print(f"done: {m['steps']} steps in {m['train_seconds']:.0f} s on {m['device']}; "
           f"test error {100 * m['test_error']:.2f}%"
@@ -124,6 +159,8 @@ def _add_evaluate(sub) -> None:
                                             " rgb-rotation[:α/π], noise[:amp], inverted, drawings, "
                                             "quickdraw:<path>, cifar10-grey, imagefolder:<dir>, a data set")
     p.add_argument("--limit", type=int, help="use at most this many test images")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the inference (pays off for full test and OoD sets)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="folder for evaluation.json / .md (default: next to the model)")
 
@@ -134,6 +171,8 @@ def _run_evaluate(args) -> int:
     from .evaluate import dataset_note, evaluate, markdown_table, write_report
 
     model = load(args.model, device=args.device)
+    if args.compile:
+        model.compile_inference()
     data_name = args.data or model.config.dataset
     test = load_dataset(data_name, "test", root=args.root)
     report = evaluate(model, test, args.ood, root=args.root, limit=args.limit)
@@ -164,6 +203,9 @@ def _add_sweep(sub) -> None:
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
+    p.add_argument("--devices", help="comma-separated devices to train the runs on concurrently, one "
+                                     "worker process each, e.g. cuda:0,cuda:1 (default: every CUDA "
+                                     "device when there are two or more, else --device)")
     p.add_argument("--ood", nargs="*")
     p.add_argument("--out", required=True)
     p.add_argument("--quiet", action="store_true")
@@ -171,17 +213,19 @@ def _add_sweep(sub) -> None:
 
 def _run_sweep(args) -> int:
     from .evaluate import dataset_note, markdown_table
-    from .sweep import sweep
+    from .sweep import FIGURES, sweep
 
     gammas = [_gamma(g) for g in args.gammas.split(",") if g.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
     base = T.TrainConfig(dataset=args.dataset, root=args.root, download=args.download,
                          preset=args.preset, epochs=args.epochs, optimizer=args.optimizer,
                          seed=args.seed, device=args.device, out=args.out, augment=args.augment,
                          model_overrides=dict(args.arch))
-    rows = sweep(base, gammas, modes, args.out, args.ood, progress=not args.quiet)
+    rows = sweep(base, gammas, modes, args.out, args.ood, progress=not args.quiet, devices=devices)
     print(markdown_table({r["name"]: r["report"] for r in rows}, dataset_note(args.dataset)))
-    print(f"written: {args.out}/sweep.md, sweep.json, sweep.html, sweep.png")
+    figures = [name for name in FIGURES if (Path(args.out) / name).exists()]
+    print(f"written: {args.out}/sweep.md, {', '.join(['sweep.json', *figures])}")
     return 0
 
 
@@ -202,9 +246,15 @@ def _add_zoo(sub) -> None:
     add.add_argument("--data", help="test data for the card (default: the model's data set)")
     add.add_argument("--root", help="folder of the torchvision data sets")
     add.add_argument("--notes", default="")
-    rebuild = zsub.add_parser("rebuild", help="retrain and re-evaluate from the cards' commands")
+    rebuild = zsub.add_parser("rebuild", help="retrain and re-evaluate from the cards' training configs")
     rebuild.add_argument("--dataset", help="only this family (fashion-mnist, cifar10)")
-    rebuild.add_argument("--root", help="data folder to use in place of the commands' --root")
+    rebuild.add_argument("--root", help="data folder to use in place of the cards' data folder")
+    rebuild.add_argument("--device", help="device to train on in place of the cards' (e.g. cuda)")
+    rebuild.add_argument("--work", help="folder for the runs, kept: a later call resumes there "
+                                        "(default: a temporary folder)")
+    rebuild.add_argument("--max-minutes", type=float,
+                         help="stop after this many minutes with a checkpoint in --work (exit "
+                              "status 3); the same command continues")
     zsub.add_parser("manifest", help="rewrite pretrained/manifest.json from the files")
 
 
@@ -217,8 +267,18 @@ def _run_zoo(args) -> int:
         print(f"added {card.name}: test error {card.metrics['test']['error']:.2f}%")
         return 0
     if args.zoo_command == "rebuild":
-        cards = zoo.rebuild(args.dataset, args.root)
-        print(f"rebuilt {len(cards)} models")
+        if args.max_minutes is not None and not args.work:
+            raise ValueError("--max-minutes needs --work, a folder the next call resumes from")
+        should_stop = _deadline(args.max_minutes)
+        cards, done = zoo.rebuild(args.dataset, args.root, device=args.device, work=args.work,
+                                  should_stop=should_stop)
+        for card in cards:
+            print(f"rebuilt {card.name}: test error {card.metrics['test']['error']:.2f}%")
+        if not done:
+            print(f"stopped (--max-minutes) with a checkpoint in {args.work}; run the same command "
+                  f"to continue")
+            return 3
+        print(f"rebuilt {len(cards)} models in this call; the zoo is complete")
         return 0
     if args.zoo_command == "manifest":
         print(f"written {zoo.write_manifest()}")
@@ -232,12 +292,15 @@ def _run_zoo(args) -> int:
         if len(families) > 1:
             raise SystemExit(f"--plot draws one family; choose one with --dataset "
                              f"({', '.join(families)})")
+        from . import plots
         from .evaluate import dataset_note
-        from .sweep import write_curves
 
+        if missing := plots.missing_libraries([args.plot]):
+            raise SystemExit(f"ibinn zoo: --plot {args.plot} needs {missing[0]}, which is not "
+                             f"installed: {plots.INSTALL}")
         baselines = {c.name.split("/", 1)[1]: c.metrics for c in cards if c.kind != "ibinn"}
-        path = write_curves(zoo.sweep_rows(cards), args.plot, baselines, cards[0].dataset_label,
-                            dataset_note(cards[0].metrics.get("data", "")))
+        path = plots.write_curves(zoo.sweep_rows(cards), args.plot, baselines,
+                                  cards[0].dataset_label, dataset_note(cards[0].metrics.get("data", "")))
         print(f"written {path}")
     if args.markdown:
         print(zoo.markdown_report(cards))
@@ -269,7 +332,8 @@ def _run_info(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The ``ibinn`` command's argument parser."""
     parser = argparse.ArgumentParser(prog="ibinn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -279,7 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     _add_zoo(sub)
     info = sub.add_parser("info", help="describe a saved model")
     info.add_argument("model", help="a .safetensors file or a run folder")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     from .checkpoint import CheckpointError, RunFolderBusy
     from .data import DataError
 

@@ -33,7 +33,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -331,9 +331,14 @@ class Normalization:
 
     mean: list[float]
     std: list[float]
+    #: (values, dtype, device) → tensor: made once, as each copy to a GPU would wait for it
+    _tensors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _shape(self, values: list[float], ref: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(values, dtype=ref.dtype, device=ref.device).view(1, -1, 1, 1)
+        key = (tuple(values), ref.dtype, ref.device)
+        if key not in self._tensors:
+            self._tensors[key] = torch.tensor(values, dtype=ref.dtype, device=ref.device).view(1, -1, 1, 1)
+        return self._tensors[key]
 
     def normalize(self, x01: torch.Tensor) -> torch.Tensor:
         return (x01 - self._shape(self.mean, x01)) / self._shape(self.std, x01)
@@ -365,7 +370,8 @@ def dequantize(x01: torch.Tensor, sigma: float, generator: torch.Generator | Non
 
 def smooth_labels(labels: torch.Tensor, n_classes: int, smoothing: float) -> torch.Tensor:
     """One-hot labels smoothed as in Szegedy et al. (2016): ``(1 - s) · onehot + s / K``."""
-    onehot = torch.nn.functional.one_hot(labels, n_classes).float()
+    # scatter rather than F.one_hot, which checks the labels' range on the host (a GPU sync)
+    onehot = torch.zeros(len(labels), n_classes, device=labels.device).scatter_(1, labels[:, None], 1.0)
     return onehot * (1.0 - smoothing) + smoothing / n_classes
 
 
@@ -391,16 +397,17 @@ def random_flip_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> t
     """Standard CIFAR augmentation on a batch: random horizontal flip, then (``pad`` > 0) a random
     crop of the reflect-padded image. torchvision's transforms draw once per call, not per image."""
     n, _, h, w = x.shape
-    flip = torch.rand(n, generator=generator) < 0.5
-    x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
+    device = x.device  # every draw on the batch's own device: no copies, no synchronisation
+    flip = torch.rand(n, generator=generator, device=device) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
     if pad == 0:
         return x
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    rows = (dy.view(-1, 1) + torch.arange(h)).to(x.device)
-    cols = (dx.view(-1, 1) + torch.arange(w)).to(x.device)
-    batch = torch.arange(n, device=x.device).view(-1, 1, 1)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
+    rows = dy.view(-1, 1) + torch.arange(h, device=device)
+    cols = dx.view(-1, 1) + torch.arange(w, device=device)
+    batch = torch.arange(n, device=device).view(-1, 1, 1)
     out = padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)]
     return out.permute(0, 3, 1, 2).contiguous()
 

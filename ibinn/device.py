@@ -1,6 +1,31 @@
-"""Device choice: CUDA when present, else Apple's MPS, else the CPU."""
+"""Where models run: device choice, torch.compile where it is available, and torchrun's processes.
+
+- :func:`resolve_device`: CUDA when present, else Apple's MPS, else the CPU.
+- :func:`compile_blocker` / :func:`compiled`: ``torch.compile`` needs a C++ compiler on the CPU
+  and Triton on a GPU; without them a run falls back to eager mode with one line saying why.
+- :class:`Distributed`: the rank and world size that ``torchrun`` hands each process, and the
+  process group (NCCL between GPUs, gloo between CPUs).
+
+Example:
+    >>> import torch
+    >>> from ibinn.device import Distributed, resolve_device
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> Distributed.from_env({}).world  # not started by torchrun: one process
+    1
+"""
 
 from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import torch
 
@@ -19,3 +44,108 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device 'mps' asked for, but MPS is not available")
     return device
+
+
+@functools.lru_cache(maxsize=8)
+def matmul_peak_gflops(device: str = "cpu", dtype: str = "float32", n: int = 2048) -> float:
+    """The device's dense matmul throughput in GFLOP/s: an ``n``² product in ``dtype``, best of 5,
+    measured once per process. The yardstick for "percent of peak" (``benchmarks/throughput.py``)
+    and for run-time estimates."""
+    a = torch.randn(n, n, device=device).to(getattr(torch, dtype))
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    best = math.inf
+    for _ in range(5):
+        sync()
+        start = time.perf_counter()
+        a @ a
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def compile_blocker(device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot run on ``device`` here, or None when it can."""
+    if device.type == "cpu":
+        compilers = (os.environ.get("CXX"), "c++", "g++", "clang++")
+        if not any(name and shutil.which(name) for name in compilers):
+            return "no C++ compiler found (torch.compile needs one on the CPU)"
+    elif device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        if not has_triton():
+            return "Triton is not installed (torch.compile needs it on a GPU)"
+    else:
+        return f"torch.compile is not used on {device.type}"
+    if sys.platform == "win32":
+        return "torch.compile is not used on Windows"
+    return None
+
+
+def compiled(module: torch.nn.Module, device: torch.device, mode: str | None = None
+             ) -> torch.nn.Module:
+    """``torch.compile(module)``, or ``module`` itself with one printed line when it cannot be.
+
+    Compilation happens at the first call; a failure there is the caller's to catch (see
+    :func:`ibinn.train.train`).
+    """
+    blocker = compile_blocker(device)
+    if blocker:
+        print(f"compile: {blocker}; running eagerly", file=sys.stderr)
+        return module
+    return torch.compile(module, mode=mode)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place among the processes ``torchrun`` started (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Distributed:
+        env = os.environ if env is None else env
+        return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)),
+                   int(env.get("LOCAL_RANK", 0)))
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0, the one process that writes checkpoints, metrics and progress."""
+        return self.rank == 0
+
+    def device(self, spec: str) -> torch.device:
+        """The device this rank trains on: its own GPU (``cuda:LOCAL_RANK``) when on CUDA."""
+        device = resolve_device(spec)
+        if self.world > 1 and device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", self.local_rank)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        return device
+
+    @contextlib.contextmanager
+    def process_group(self, device: torch.device) -> Iterator[None]:
+        """The default process group for the run (nothing to do for a single process)."""
+        import torch.distributed as dist
+
+        if self.world == 1 or dist.is_initialized():
+            yield
+            return
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        try:
+            yield
+        finally:
+            dist.destroy_process_group()
+
+    def all_true(self, flag: bool, device: torch.device) -> bool:
+        """Whether ``flag`` holds on every rank (so that all stop at the same step)."""
+        if self.world == 1:
+            return flag
+        import torch.distributed as dist
+
+        value = torch.tensor([0 if flag else 1], device=device)
+        dist.all_reduce(value)
+        return int(value) == 0
+
+    def any_true(self, flag: bool, device: torch.device) -> bool:
+        return not self.all_true(not flag, device)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,15 +36,15 @@ from . import ood
 from .checkpoint import atomic_write
 from .data import ImageData, is_cifar10_jpeg
 
+if TYPE_CHECKING:
+    from .model import ImageClassifier
+
 PERCENT = 100.0
 
 
-def _has_likelihood(model) -> bool:
-    return getattr(model, "has_likelihood", True)
-
-
-def evaluate(model, test: ImageData, ood_sets: list[str] | None = None, root: str | None = None,
-             limit: int | None = None, batch_size: int = 500, progress: bool = True) -> dict:
+def evaluate(model: ImageClassifier, test: ImageData, ood_sets: list[str] | None = None,
+             root: str | None = None, limit: int | None = None, batch_size: int = 500,
+             progress: bool = True) -> dict:
     """All Table 1 metrics of ``model`` on ``test`` and on each OoD set (see :mod:`ibinn.ood`).
 
     ``ood_sets=None`` takes :func:`ibinn.ood.default_sets`; sets that cannot be built here (data
@@ -55,7 +56,7 @@ def evaluate(model, test: ImageData, ood_sets: list[str] | None = None, root: st
     bar = tqdm(total=1 + len(specs), disable=not progress, desc="evaluate", unit="set")
     res = model.infer(test.images, batch_size)
     proba, labels = res.proba.numpy(), test.labels.numpy()
-    likelihood = _has_likelihood(model)
+    likelihood = model.has_likelihood
     nll_in = -res.log_likelihood.numpy() if likelihood else None
     info_in = getattr(res, "info_loss", None)  # the VIB's OoD score
     cal = M.calibration(proba, labels)

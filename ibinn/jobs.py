@@ -28,9 +28,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
-import math
 import multiprocessing
 import os
 import queue
@@ -41,11 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import limits as L
-from .train import TrainConfig
+from .train import TrainConfig, estimate_minutes
 
-#: Share of the device's fp32 matmul peak that training reaches (eager: 50-75 % on a laptop CPU,
-#: see the README's throughput table), for the compute estimate.
-TRAINING_EFFICIENCY = 0.5
 #: Seconds a cancelled job may take to write its checkpoint before its process is ended.
 STOP_GRACE_S = 60.0
 
@@ -91,40 +86,6 @@ def safe_name(text: str) -> str:
     """A run name as a single safe folder name: letters, digits, ``.``, ``_`` and ``-``, not
     starting with a dot (so never ``.`` or ``..``), at most 60 characters."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).lstrip(".-")[:60].rstrip(".-") or "model"
-
-
-@functools.lru_cache(maxsize=4)
-def device_peak_gflops(device: str = "cpu") -> float:
-    """The device's fp32 matmul throughput, measured once per process (a 1024² product, best of 5)."""
-    import torch
-
-    a = torch.randn(1024, 1024, device=device)
-    best = math.inf
-    for _ in range(5):
-        start = time.perf_counter()
-        (a @ a).sum().item()
-        best = min(best, time.perf_counter() - start)
-    return 2 * 1024**3 / best / 1e9
-
-
-def estimate_minutes(config: TrainConfig) -> float:
-    """Minutes of compute ``config`` needs on its device: the model's training FLOPs per image
-    (:func:`ibinn.limits.footprint`, which also checks the architecture against the limits) ×
-    training images × epochs, at :data:`TRAINING_EFFICIENCY` of the measured matmul peak.
-
-    Raises ``ValueError`` (a :class:`ibinn.data.DataError` for data) when the run cannot be built.
-    """
-    from .data import describe_dataset
-    from .device import resolve_device
-    from .model import ModelConfig
-
-    n_images, shape, n_classes = describe_dataset(config.dataset, config.root)
-    model_config = ModelConfig.from_preset(config.preset, shape, max(n_classes, 2),
-                                           **config.model_overrides)
-    fp = L.footprint(model_config.to_json())
-    flops = fp.train_gflops_per_image * 1e9 * n_images * config.epochs
-    rate = device_peak_gflops(resolve_device(config.device).type) * 1e9 * TRAINING_EFFICIENCY
-    return flops / rate / 60
 
 
 # --------------------------------------------------------------------------- the worker process

@@ -24,26 +24,29 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import functools
 import math
+import sys
 import threading
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
-import FrEIA.framework as Ff
-import FrEIA.modules as Fm
 import numpy as np
 import torch
 from torch import nn
 
-from . import limits, losses
+from . import limits, losses, metrics
 from .checkpoint import CheckpointError, load_weights, save_weights
 from .data import Normalization
-from .invertible import DCTPooling, Flatten
+
+if TYPE_CHECKING:
+    import FrEIA.framework as Ff
 
 #: Architecture presets. ``levels`` / ``widths``: coupling blocks and conv-subnet width per
 #: resolution level for RGB images, ``fc_width`` the hidden width of the fully-connected blocks;
@@ -224,6 +227,13 @@ def private_global_rng(seed: int) -> Iterator[None]:
 
 def build_inn(config: ModelConfig) -> Ff.SequenceINN:
     """The invertible network of ``config``, its random permutations drawn from ``config.seed``."""
+    # imported here, not at the top: FrEIA loads scipy.stats (about 1 s), which `import ibinn`
+    # and the CLI's start need not pay (benchmarks/import_time.py)
+    import FrEIA.framework as Ff
+    import FrEIA.modules as Fm
+
+    from .invertible import DCTPooling, Flatten
+
     with private_global_rng(config.seed):
         down = Fm.IRevNetDownsampling if config.downsampling == "irevnet" else Fm.HaarDownsampling
         inn = Ff.SequenceINN(*config.image_shape)
@@ -286,17 +296,111 @@ class Inference:
         return self.log_posterior.exp()
 
 
-class ImageClassifier:
-    """Input validation, batching, predictions and parameter count, shared by the IB-INN and the
-    baselines of :mod:`ibinn.baselines`.
+_Model = TypeVar("_Model", bound="ImageClassifier")
 
-    A mixin for an ``nn.Module`` with ``config.image_shape``, ``normalization``, ``device`` and an
-    ``infer(images, batch_size)`` method returning an :class:`Inference`.
+
+class ImageClassifier(nn.Module, metaclass=abc.ABCMeta):
+    """The interface of every classifier here, the IB-INN and the baselines of
+    :mod:`ibinn.baselines`: declared capabilities, training (``model.loss(*model(x), y)``),
+    inference (:meth:`infer` and what builds on it), input validation and persistence.
+
+    The capabilities are class attributes, so that code asks the model instead of guessing and a
+    table of them needs no model built (:meth:`capabilities`). Every concrete class declares each:
+
+    - ``has_likelihood``: ``log_likelihood`` and ``bits_per_dim`` give ``log p(x)``;
+    - ``has_ood_score``: :meth:`infer` gives a per-image out-of-distribution score (the
+      likelihood's typicality, the VIB's info loss);
+    - ``calibrated_by_design``: the class posteriors are calibrated without post-hoc fitting;
+    - ``can_sample``, ``can_interpolate``: ``sample(class_index, n)`` and
+      ``interpolate(x_a, x_b)`` make images;
+    - ``exact_inverse``: ``decode(encode(x))`` gives ``x`` back (up to float error).
+
+    A subclass sets ``model_type`` (its name in weights files, :data:`ibinn.baselines.MODEL_TYPES`
+    and ``TrainConfig.model``), builds itself from a :class:`ModelConfig` alone, keeps
+    ``config``, ``normalization`` and ``device``, and implements ``forward``, ``loss``,
+    ``log_posterior_from`` and ``_infer_batch``.
     """
+
+    model_type: ClassVar[str]
+    has_likelihood: ClassVar[bool]
+    has_ood_score: ClassVar[bool]
+    calibrated_by_design: ClassVar[bool]
+    can_sample: ClassVar[bool]
+    can_interpolate: ClassVar[bool]
+    exact_inverse: ClassVar[bool]
+    #: What :meth:`infer` returns; a subclass may add fields (the VIB its info loss).
+    inference_class: ClassVar[type[Inference]] = Inference
+    #: Parameters that ``save(half=True)`` keeps in fp32.
+    keep_fp32: ClassVar[tuple[str, ...]] = ()
 
     config: ModelConfig
     normalization: Normalization
     device: torch.device
+
+    @classmethod
+    def capabilities(cls) -> dict[str, bool]:
+        """What the model can do, in the order of the capability table, from its declarations."""
+        return {"classify": True, "calibrated probabilities": cls.calibrated_by_design,
+                "likelihood": cls.has_likelihood, "OoD score": cls.has_ood_score,
+                "sample": cls.can_sample, "interpolate": cls.can_interpolate,
+                "exact inverse": cls.exact_inverse}
+
+    @property
+    def classes(self) -> list[str]:
+        return self.config.classes
+
+    # ------------------------------------------------------------------ what a subclass defines
+    @abc.abstractmethod
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Normalised images ``(N, C, H, W)`` → the outputs that :meth:`loss` takes before ``y``."""
+
+    @abc.abstractmethod
+    def loss(self, *outputs_and_y: torch.Tensor) -> torch.Tensor:
+        """The training loss, batch mean, of :meth:`forward`'s outputs followed by the (smoothed)
+        label distributions ``y``: ``model.loss(*model(x), y)``."""
+
+    @abc.abstractmethod
+    def log_posterior_from(self, output: torch.Tensor) -> torch.Tensor:
+        """``log q(y | x)``, ``(N, K)``, from the first output of :meth:`forward`."""
+
+    @abc.abstractmethod
+    def _infer_batch(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One batch of normalised images → the fields of :attr:`inference_class`."""
+
+    def _check_loaded(self, path: str | Path) -> None:
+        """Checks of loaded weights beyond names, shapes and finite values, for
+        :meth:`from_file`; raise :class:`CheckpointError`. None by default."""
+
+    # ------------------------------------------------------------------ inference
+    def compile_inference(self) -> ImageClassifier:
+        """Compile the per-batch inference of :meth:`infer` with ``torch.compile`` (dynamic batch
+        sizes, so a last, smaller batch does not recompile); worth it for large evaluations, not
+        for a few images (the first call compiles: about 30 s on a 2-core CPU). Without a compiler
+        this says so in one line and stays eager. Returns the model."""
+        from .device import compile_blocker
+
+        blocker = compile_blocker(self.device)
+        if blocker:
+            print(f"compile: {blocker}; running eagerly", file=sys.stderr)
+        else:
+            self._infer_batch = torch.compile(self._infer_batch, dynamic=True)
+        return self
+
+    @torch.no_grad()
+    def infer(self, images, batch_size: int = 500) -> Inference:
+        """Everything one pass gives for a batch of images, in eval mode and in batches of at
+        most ``batch_size``: latents (or features), log-posteriors and, where the model has them,
+        log-likelihoods and bits/dim."""
+        was_training = self.training
+        self.eval()
+        parts: dict[str, list[torch.Tensor]] = defaultdict(list)
+        try:
+            for x in self._normalized_batches(images, batch_size):
+                for key, value in self._infer_batch(x).items():
+                    parts[key].append(value.float().cpu())
+        finally:
+            self.train(was_training)
+        return self.inference_class(**{key: torch.cat(values) for key, values in parts.items()})
 
     def as_unit_batch(self, images) -> torch.Tensor:
         """Validate a batch of images and return float ``(N, C, H, W)`` in [0, 1] (CPU).
@@ -387,6 +491,50 @@ class ImageClassifier:
         """Trainable parameters (fixed permutation matrices excluded)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, half: bool = False) -> Path:
+        """Save weights and config, with ``model_type``, as one safetensors file (atomic).
+
+        Hard permutation matrices are stored as index vectors and inverse permutations not at
+        all (they are transposes), which keeps fully-connected blocks small. ``half=True`` stores
+        the learned float weights in fp16 (but ``keep_fp32``); an invertible network stays
+        exactly invertible either way.
+        """
+        tensors = pack_state(self.state_dict(), half, keep_fp32=self.keep_fp32)
+        return save_weights(path, tensors, {"model_type": self.model_type, **self.config.to_json()})
+
+    @classmethod
+    def from_file(cls: type[_Model], path: str | Path, device: str | torch.device = "cpu") -> _Model:
+        """The model :meth:`save` wrote to ``path``, in eval mode on ``device``.
+
+        Every failure is a :class:`CheckpointError` saying why: a file of another type, a config
+        out of range (checked before anything is built), weights that do not fit, are not finite,
+        fixed buffers (permutations, DCT matrices) that are not what they must be, or what the
+        class's own check (``_check_loaded``) finds. Files without ``model_type`` are IB-INNs
+        (written before the baselines existed).
+        """
+        tensors, config_json = load_weights(path)
+        if not isinstance(config_json, dict):
+            raise CheckpointError(f"{path}: its config is not a JSON object")
+        found = config_json.pop("model_type", "ibinn")
+        if found != cls.model_type:
+            wanted = "an IB-INN" if cls.model_type == "ibinn" else f"a {cls.model_type!r} one"
+            raise CheckpointError(f"{path} holds a {str(found)[:40]!r} model, not {wanted}")
+        try:
+            model = cls(ModelConfig.from_json(config_json))
+        except CheckpointError as err:
+            raise CheckpointError(f"{path}: {err}") from err
+        except (TypeError, ValueError, ArithmeticError) as err:
+            raise CheckpointError(f"{path}: config does not describe a valid model: {err}") from err
+        try:
+            model.load_state_dict(unpack_state(tensors, model.state_dict(), path))
+        except CheckpointError:
+            raise
+        except (RuntimeError, ValueError, TypeError, IndexError) as err:
+            raise CheckpointError(f"{path}: weights do not fit the model: {err}") from err
+        model.eval()._check_loaded(path)
+        return model.to(device)
+
 
 def pack_state(state: dict[str, torch.Tensor], half: bool = False,
                keep_fp32: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
@@ -460,37 +608,21 @@ def unpack_state(tensors: dict[str, torch.Tensor], state: dict[str, torch.Tensor
     return {k: v.to(state[k].dtype) for k, v in tensors.items()}
 
 
-def load_checked(cls: type[nn.Module], path: str | Path, model_type: str) -> nn.Module:
-    """Build ``cls`` from the checkpoint at ``path`` and load its weights, on the CPU, in eval mode.
+class IBINN(ImageClassifier):
+    """An IB-INN generative classifier. See the module docstring.
 
-    Every failure is a :class:`CheckpointError` saying why: a file of another type, a config
-    out of range (checked before anything is built), weights that do not fit, are not finite, or
-    fixed buffers (permutations, DCT matrices) that are not what they must be.
+    Generative and exactly invertible, it declares every capability; its posteriors are
+    calibrated by design at small γ (the paper's Fig. 6: calibration worsens as γ → ∞).
     """
-    tensors, config_json = load_weights(path)
-    if not isinstance(config_json, dict):
-        raise CheckpointError(f"{path}: its config is not a JSON object")
-    found = config_json.pop("model_type", "ibinn")
-    if found != model_type:
-        wanted = "an IB-INN" if model_type == "ibinn" else f"a {model_type!r} one"
-        raise CheckpointError(f"{path} holds a {str(found)[:40]!r} model, not {wanted}")
-    try:
-        model = cls(ModelConfig.from_json(config_json))
-    except CheckpointError as err:
-        raise CheckpointError(f"{path}: {err}") from err
-    except (TypeError, ValueError, ArithmeticError) as err:
-        raise CheckpointError(f"{path}: config does not describe a valid model: {err}") from err
-    try:
-        model.load_state_dict(unpack_state(tensors, model.state_dict(), path))
-    except CheckpointError:
-        raise
-    except (RuntimeError, ValueError, TypeError, IndexError) as err:
-        raise CheckpointError(f"{path}: weights do not fit the model: {err}") from err
-    return model.eval()
 
-
-class IBINN(ImageClassifier, nn.Module):
-    """An IB-INN generative classifier. See the module docstring."""
+    model_type = "ibinn"
+    has_likelihood = True
+    has_ood_score = True
+    calibrated_by_design = True
+    can_sample = True
+    can_interpolate = True
+    exact_inverse = True
+    keep_fp32 = ("mu", "phi")  # the class means set every decision boundary: full precision
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -508,10 +640,6 @@ class IBINN(ImageClassifier, nn.Module):
     @property
     def device(self) -> torch.device:
         return self.mu.device
-
-    @property
-    def classes(self) -> list[str]:
-        return self.config.classes
 
     def log_class_weights(self) -> torch.Tensor:
         """``log q(y) = log_softmax(Φ)`` (appendix B, Eq. 52)."""
@@ -539,25 +667,11 @@ class IBINN(ImageClassifier, nn.Module):
         return log_qz + losses.gaussian_log_norm(self.config.dim) + log_det + norm_jac
 
     # ------------------------------------------------------------------ inference API
-    @torch.no_grad()
-    def infer(self, images, batch_size: int = 500) -> Inference:
-        """Latents, log-posteriors, log-likelihoods and bits/dim of a batch in one pass."""
-        was_training = self.training
-        self.eval()
-        parts: dict[str, list[torch.Tensor]] = {"z": [], "lp": [], "ll": []}
-        try:
-            for x in self._normalized_batches(images, batch_size):
-                z, log_det = self(x)
-                parts["z"].append(z.cpu())
-                parts["lp"].append(self.log_posterior_from(z).cpu())
-                parts["ll"].append(self.log_likelihood_from(z, log_det).cpu())
-        finally:
-            self.train(was_training)
-        ll = torch.cat(parts["ll"])
-        from .metrics import bits_per_dim
-
-        return Inference(torch.cat(parts["z"]), torch.cat(parts["lp"]), ll,
-                         bits_per_dim(ll, self.config.dim))
+    def _infer_batch(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        z, log_det = self(x)
+        ll = self.log_likelihood_from(z, log_det)
+        return {"z": z, "log_posterior": self.log_posterior_from(z), "log_likelihood": ll,
+                "bits_per_dim": metrics.bits_per_dim(ll, self.config.dim)}
 
     def log_likelihood(self, images, batch_size: int = 500) -> torch.Tensor:
         """``log p(x)`` per image in nats, for images scaled to [0, 1] (all Jacobians included)."""
@@ -637,30 +751,18 @@ class IBINN(ImageClassifier, nn.Module):
             raise ValueError(f"{name} must be one image, got a batch of {len(x)}")
         return x
 
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path, half: bool = False) -> Path:
-        """Save weights and config as one safetensors file (atomic).
-
-        Hard permutation matrices are stored as index vectors and inverse permutations not at
-        all (they are transposes), which keeps fully-connected blocks small. ``half=True`` stores
-        the learned float weights in fp16; the network stays exactly invertible either way.
-        """
-        tensors = pack_state(self.state_dict(), half, keep_fp32=("mu", "phi"))
-        return save_weights(path, tensors, self.config.to_json())
-
-    @classmethod
-    def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> IBINN:
-        model = load_checked(cls, path, "ibinn")
-        with torch.no_grad():  # an invertible network must invert: catches any other tampering
-            c, h, w = model.config.image_shape  # a smooth ramp: natural images invert to ~1e-5
+    def _check_loaded(self, path: str | Path) -> None:
+        """An invertible network must invert: this catches any tampering that names, shapes and
+        finite values let through."""
+        with torch.no_grad():
+            c, h, w = self.config.image_shape  # a smooth ramp: natural images invert to ~1e-5
             ramp = (torch.arange(h)[:, None] + torch.arange(w)[None, :]) / (h + w)
-            x = model.normalization.normalize((0.25 + 0.5 * ramp).expand(1, c, h, w))
-            z, _ = model(x)
-            error = float((model.inn(z, rev=True)[0] - x).abs().max())
+            x = self.normalization.normalize((0.25 + 0.5 * ramp).expand(1, c, h, w).to(self.device))
+            z, _ = self(x)
+            error = float((self.inn(z, rev=True)[0] - x).abs().max())
         if not error < 1e-2:
             raise CheckpointError(f"{path}: the network does not invert its own output (error "
                                   f"{error:.3g}): the weights are damaged or not this model's")
-        return model.to(device).eval()
 
     def describe(self) -> str:
         cfg = self.config

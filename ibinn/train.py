@@ -1,16 +1,19 @@
 """Training: one function, :func:`train`, behind the CLI, the tests and the dashboard.
 
-The loop reads top to bottom: data in memory → model → optimiser and schedule → for each step, a
-batch with the paper's noise and label smoothing, the model's loss (the IB loss; softmax
-cross-entropy, or the VIB loss, for the baselines of :mod:`ibinn.baselines`), a NaN guard,
-gradient clipping, an optimiser step → checkpoints every ``checkpoint_every`` steps and at the
-end → test metrics. ``TrainConfig.model`` picks the model; everything else is the same for all.
+The loop reads top to bottom: data on the training device → model → optimiser and schedule →
+for each step, a batch with the paper's noise and label smoothing, the model's loss (the IB loss;
+softmax cross-entropy, or the VIB loss, for the baselines of :mod:`ibinn.baselines`), gradient
+clipping, a NaN guard, an optimiser step → running figures every :data:`REPORT_EVERY` steps →
+checkpoints every ``checkpoint_every`` steps and at the end → test metrics. ``TrainConfig.model``
+picks the model; everything else is the same for all. A step never waits for the device (see
+:class:`_Run`); ``compile`` runs the model and loss through ``torch.compile``; under ``torchrun``
+the processes share each global batch through ``DistributedDataParallel``.
 
 Every batch is a pure function of ``(seed, step)``: the epoch's order comes from a generator
 seeded by ``(seed, epoch)``, the batch's noise from one seeded by ``(seed, step)``, and the global
-RNG, which stochastic layers (the VIB's sampling) draw from, is seeded by ``(seed, step)``. A run killed
-at any point and resumed from its last checkpoint therefore takes exactly the steps the
-uninterrupted run would have taken.
+RNG, which stochastic layers (the VIB's sampling) draw from, is seeded by ``(seed, step)``. A run
+killed at any point and resumed from its last checkpoint therefore takes exactly the steps the
+uninterrupted run would have taken, on the same device and number of processes.
 
 Optimisers: SGD as in the paper (appendix E: lr 0.07, momentum 0.9, weight decay 1e-4, lr decayed
 10x at 1/3, 5/9 and 7/9 of training, μ at 3x the lr without momentum, as in the official code),
@@ -26,9 +29,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -40,7 +45,7 @@ from tqdm.auto import tqdm
 
 from . import data as D
 from . import limits as L
-from .baselines import MODEL_TYPES, Baseline
+from .baselines import MODEL_TYPES
 from .checkpoint import (
     FORMAT,
     CheckpointError,
@@ -50,17 +55,29 @@ from .checkpoint import (
     run_folder_lock,
     save_state,
 )
-from .device import resolve_device
+from .device import Distributed, compile_blocker, compiled, matmul_peak_gflops, resolve_device
 from .losses import MODES
 from .metrics import bits_per_dim
-from .model import IBINN, ModelConfig
-
-Classifier = IBINN | Baseline
+from .model import IBINN, ImageClassifier, ModelConfig
 
 STATE_FILE = "train_state.pt"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "train_config.json"
 METRICS_FILE = "metrics.json"
+
+#: Steps between fetches of the running figures from the device (the only host-device
+#: synchronisation of the loop besides epoch ends and checkpoints).
+REPORT_EVERY = 20
+#: Share of the device's fp32 matmul peak that eager training reaches (50-75 % on a laptop CPU,
+#: see the README's throughput table), for :func:`estimate_minutes`.
+TRAINING_EFFICIENCY = 0.5
+#: ``compile="auto"`` compiles runs estimated to take at least this long in eager mode. On the
+#: 2-core CPU, compilation takes about a minute (less with a warm cache) and buys 1.2-1.3x; see
+#: the README's throughput table.
+COMPILE_PAYS_AFTER_MINUTES = 10.0
+#: Settings that change where or how a run executes, not the model it makes: a resumed run takes
+#: them from the command, everything else from its saved config.
+RUN_ONLY = ("out", "root", "download", "device", "compile", "checkpoint_every")
 
 
 #: Data sets trained with random horizontal flips and crops by default; ``imagefolder:`` data gets
@@ -103,7 +120,8 @@ class TrainConfig:
     val_size: int = 1000
     seed: int = 0
     device: str = "auto"
-    amp: bool = False
+    amp: bool = False  # bf16 autocast on CUDA
+    compile: str = "auto"  # "auto" (long runs where a compiler is present), "on", "off"
     checkpoint_every: int = 200
     max_bad_steps: int = 20
     out: str = "runs/model"
@@ -117,6 +135,8 @@ class TrainConfig:
         if self.model != "ibinn" and (self.mode != "ib" or self.learn_class_weights):
             raise ValueError(f"mode and learn_class_weights apply to the IB-INN only, not to "
                              f"model {self.model!r}")
+        if self.compile not in ("auto", "on", "off"):
+            raise ValueError(f"compile must be 'auto', 'on' or 'off', not {self.compile!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', not {self.optimizer!r}")
         self.gamma = L.real("gamma", self.gamma, low=0, allow_inf=True)
@@ -154,18 +174,11 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    model: Classifier
+    model: ImageClassifier
     out: Path
     history: list[dict]
-    metrics: dict
+    metrics: dict  #: ``metrics.json``; of a stopped run, ``steps``, ``total_steps``, ``train_seconds``
     finished: bool = True
-
-
-def _seeded(*keys: int) -> torch.Generator:
-    seed = 0
-    for key in keys:
-        seed = (seed * 1_000_003 + int(key)) % (2**63 - 1)
-    return torch.Generator().manual_seed(seed)
 
 
 def _lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -181,7 +194,7 @@ def _lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
-def _optimizer(model: Classifier, config: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(model: ImageClassifier, config: TrainConfig) -> torch.optim.Optimizer:
     lr = config.lr if config.lr is not None else (1e-3 if config.optimizer == "adam" else 0.07)
     # the network's weights, decayed; the IB-INN's class means μ and weights Φ have their own groups
     net_params = [p for name, p in model.named_parameters()
@@ -192,12 +205,13 @@ def _optimizer(model: Classifier, config: TrainConfig) -> torch.optim.Optimizer:
         groups.append(mu_group | ({"momentum": 0.0} if config.optimizer == "sgd" else {}))
     if isinstance(model, IBINN) and model.phi.requires_grad:
         groups.append({"params": [model.phi], "weight_decay": 0.0})
+    # fused: one kernel per step, and it honours ``found_inf`` (the NaN guard) without a sync
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9)
-    return torch.optim.Adam(groups, lr=lr)
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, fused=True)
+    return torch.optim.Adam(groups, lr=lr, fused=True)
 
 
-def _make_model(config: TrainConfig, train_data: D.ImageData) -> Classifier:
+def _make_model(config: TrainConfig, train_data: D.ImageData) -> ImageClassifier:
     mean, std = D.channel_stats(train_data.images)
     dim = math.prod(train_data.image_shape)
     model_config = ModelConfig.from_preset(
@@ -210,20 +224,26 @@ def _make_model(config: TrainConfig, train_data: D.ImageData) -> Classifier:
     return MODEL_TYPES[config.model](model_config)
 
 
-def prepare_batch(images: torch.Tensor, labels: torch.Tensor, model: Classifier, config: TrainConfig,
+def _seeded(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:
+    seed = 0
+    for key in keys:
+        seed = (seed * 1_000_003 + int(key)) % (2**63 - 1)
+    return torch.Generator(device).manual_seed(seed)
+
+
+def prepare_batch(images: torch.Tensor, labels: torch.Tensor, model: ImageClassifier, config: TrainConfig,
                   generator: torch.Generator, augment: str = "none"
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 batch → normalised, dequantised, noisy inputs and smoothed labels on the model's device."""
-    x = D.to_unit(images)
-    x = D.augment(x, augment, generator)
-    x = D.dequantize(x, config.sigma, generator)
-    x = model.normalization.normalize(x).to(model.device, non_blocking=True)
-    y = D.smooth_labels(labels, model.config.n_classes, config.label_smoothing).to(model.device)
+    """uint8 batch → normalised, dequantised, noisy inputs and smoothed labels, on the device of
+    ``images`` (where ``generator`` must live too): no host round trip, no synchronisation."""
+    x = D.augment(D.to_unit(images), augment, generator)
+    x = model.normalization.normalize(D.dequantize(x, config.sigma, generator))
+    y = D.smooth_labels(labels, model.config.n_classes, config.label_smoothing)
     return x, y
 
 
 @torch.no_grad()
-def evaluate_split(model: Classifier, data: D.ImageData, batch_size: int = 500) -> dict:
+def evaluate_split(model: ImageClassifier, data: D.ImageData, batch_size: int = 500) -> dict:
     """Error, mean bits/dim (absent for a model without likelihood) and size of a labelled set
     (clean images, no noise)."""
     result = model.infer(data.images, batch_size)
@@ -233,35 +253,76 @@ def evaluate_split(model: Classifier, data: D.ImageData, batch_size: int = 500) 
     return figures | {"n": len(data)}
 
 
+def estimate_minutes(config: TrainConfig) -> float:
+    """Minutes of compute ``config`` needs in eager mode on its device: the model's training FLOPs
+    per image (:func:`ibinn.limits.footprint`, which also checks the architecture against the
+    limits) × training images × epochs, at :data:`TRAINING_EFFICIENCY` of the device's measured
+    matmul peak. Raises ``ValueError`` (a :class:`ibinn.data.DataError` for data) when the run
+    cannot be built."""
+    n_images, shape, n_classes = D.describe_dataset(config.dataset, config.root)
+    model_config = ModelConfig.from_preset(config.preset, shape, max(n_classes, 2),
+                                           **config.model_overrides)
+    flops = L.footprint(model_config.to_json()).train_gflops_per_image * 1e9 * n_images * config.epochs
+    rate = matmul_peak_gflops(resolve_device(config.device).type) * 1e9 * TRAINING_EFFICIENCY
+    return flops / rate / 60
+
+
 def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
           resume: bool = False, progress: bool = True,
           should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train an IB-INN or a baseline as ``config`` says, writing checkpoints and metrics to ``config.out``.
 
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on its share of every global batch
+    with ``DistributedDataParallel``; rank 0 alone writes, reports and evaluates.
+
     Args:
         callback: called with a dict of live figures (``step``, ``total_steps``, ``loss``, ``acc``,
             ``bits_per_dim`` (models with a likelihood only), ``lr``, and ``val_*`` at epoch ends)
-            every few steps.
-        resume: continue from ``out/train_state.pt``. Without it, an ``out`` folder that already
-            holds a run is an error, so that no run is overwritten by accident.
+            every :data:`REPORT_EVERY` steps and at epoch ends.
+        resume: continue from ``out/train_state.pt`` when it exists. Without it, an ``out`` folder
+            that already holds a run is an error, so that no run is overwritten by accident.
         progress: show a tqdm progress bar.
-        should_stop: polled every step; returning True saves a checkpoint and stops (resumable).
+        should_stop: polled every step (with several processes: every :data:`REPORT_EVERY`);
+            returning True saves a checkpoint and stops (resumable).
     """
-    with run_folder_lock(config.out):  # a second run into the same folder refuses
-        return _train_locked(config, callback, resume, progress, should_stop)
+    dist = Distributed.from_env()
+    device = dist.device(config.device)
+    with dist.process_group(device), (run_folder_lock(config.out) if dist.is_main
+                                      else contextlib.nullcontext()):
+        return _train_locked(config, device, dist, callback, resume, progress, should_stop)
+
+
+class _Objective(torch.nn.Module):
+    """The model and its loss as one module: what torch.compile compiles and DDP wraps."""
+
+    def __init__(self, model: ImageClassifier, amp: bool):
+        super().__init__()
+        self.model, self.amp = model, amp
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            outputs = self.model(x)  # the IB-INN: (z, log_det); a baseline: (logits,) or (logits, info)
+        outputs = tuple(o.float() for o in outputs)
+        return self.model.loss(*outputs, y), outputs
 
 
 @dataclass
 class _Run:
-    """Everything one training run holds, built by :meth:`start` (fresh or resumed)."""
+    """Everything one training run holds, built by :meth:`start` (fresh or resumed).
+
+    Nothing in a step waits for the device: the data set lives on it, batches are made there, the
+    NaN guard decides there (the fused optimiser skips a step whose ``found_inf`` is set, as under
+    ``GradScaler``), and the running figures stay there until :meth:`report` fetches them.
+    """
 
     config: TrainConfig
+    dist: Distributed
     out: Path
-    model: Classifier
+    model: ImageClassifier
+    objective: torch.nn.Module  #: :class:`_Objective`, compiled and/or DDP-wrapped
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
-    scaler: torch.amp.GradScaler
-    train_data: D.ImageData
+    train_data: D.ImageData  #: images and labels on the training device
     val_data: D.ImageData
     test_data: D.ImageData
     augment: str
@@ -271,12 +332,14 @@ class _Run:
     first_step: int = 0  #: > 0 when this process continued a run
     history: list[dict] = field(default_factory=list)
     elapsed: float = 0.0
-    bad_steps: int = 0
-    running: dict[str, float] = field(default_factory=dict)
+    running: dict[str, float] = field(default_factory=dict)  #: as of the last :meth:`report`
     _order: tuple[int, torch.Tensor] | None = None  #: (epoch, its permutation of the training set)
+    _sums: torch.Tensor | None = None  #: on the device: EMA of the figures, its weight, bad steps
+    _skipped_reported: int = 0
+    _compiled: bool = False  #: the compiled objective has run once
 
     @classmethod
-    def start(cls, config: TrainConfig, resume: bool) -> _Run:
+    def start(cls, config: TrainConfig, device: torch.device, dist: Distributed, resume: bool) -> _Run:
         """Resume from ``out/train_state.pt`` or start afresh: data, model, optimiser, schedule."""
         out = Path(config.out)
         state_path = out / STATE_FILE
@@ -285,12 +348,15 @@ class _Run:
                                   f"(`--resume`) to continue it, or choose another output folder")
         state = None
         if resume and state_path.exists():
-            remove_stale_temporaries(out)  # from a run killed while writing a checkpoint
+            if dist.is_main:
+                remove_stale_temporaries(out)  # from a run killed while writing a checkpoint
             state = load_state(state_path)
-            # the saved run's settings win; only where it runs and writes may change
+            # the saved run's settings win; only where and how it runs may change
             saved = TrainConfig.from_json(json.loads(state["train_config"]))
-            config = dataclasses.replace(saved, device=config.device, out=config.out)
-        device = resolve_device(config.device)
+            config = dataclasses.replace(saved, **{k: getattr(config, k) for k in RUN_ONLY})
+        if config.batch_size % dist.world:
+            raise ValueError(f"batch size {config.batch_size} (the global batch) must divide evenly "
+                             f"among {dist.world} processes")
 
         full = D.load_dataset(config.dataset, "train", config.root, config.download)
         train_data, val_data = D.split_train_val(full, min(config.val_size, len(full) // 10),
@@ -303,158 +369,234 @@ class _Run:
             raise ValueError(f"{len(train_data)} training images < batch size {config.batch_size}")
         total_steps = max(1, round(config.epochs * steps_per_epoch))
 
-        model = _make_model(config, train_data).to(device)
+        model = _make_model(config, train_data).to(device, memory_format=_memory_format(device))
+        if dist.world > 1:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         optimizer = _optimizer(model, config)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, total_steps))
-        scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
-        run = cls(config, out, model, optimizer, scheduler, scaler, train_data, val_data, test_data,
-                  augment, steps_per_epoch, total_steps)
         if state is not None:
             try:
-                for part in ("model", "optimizer", "scheduler", "scaler"):
-                    getattr(run, part).load_state_dict(state[part])
+                for part, holder in (("model", model), ("optimizer", optimizer),
+                                     ("scheduler", scheduler)):
+                    holder.load_state_dict(state[part])
             except (KeyError, RuntimeError, ValueError) as err:
                 raise CheckpointError(f"{state_path} does not fit this run: {err}") from err
+            for group in optimizer.param_groups:  # states saved before the fused optimiser
+                group.update(fused=True, foreach=None)
+        _zero_momentum(optimizer)
+        objective = _Objective(model, config.amp and device.type == "cuda")
+        if dist.world > 1:
+            objective = torch.nn.parallel.DistributedDataParallel(
+                objective, device_ids=[device.index] if device.type == "cuda" else None)
+        if _compile_pays(config, device):
+            objective = compiled(objective, device,
+                                 "reduce-overhead" if device.type == "cuda" and dist.world == 1 else None)
+        train_data = dataclasses.replace(train_data, images=train_data.images.to(device),
+                                         labels=train_data.labels.to(device))
+        run = cls(config, dist, out, model, objective, optimizer, scheduler, train_data, val_data,
+                  test_data, augment, steps_per_epoch, total_steps)
+        if state is not None:
             run.step, run.history, run.elapsed = state["step"], state["history"], state["elapsed"]
             run.first_step = run.step
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / CONFIG_FILE, lambda tmp: Path(tmp).write_text(
-            json.dumps(config.to_json(), indent=2)))
+        if dist.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write(out / CONFIG_FILE, lambda tmp: Path(tmp).write_text(
+                json.dumps(config.to_json(), indent=2)))
         return run
 
     @property
     def device(self) -> torch.device:
         return self.model.device
 
-    @property
-    def has_likelihood(self) -> bool:
-        return getattr(self.model, "has_likelihood", True)
-
     def checkpoint(self) -> None:
-        save_state(self.out / STATE_FILE, {
-            "format": FORMAT, "train_config": json.dumps(self.config.to_json()), "step": self.step,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "history": self.history, "elapsed": self.elapsed})
+        if self.dist.is_main:
+            save_state(self.out / STATE_FILE, {
+                "format": FORMAT, "train_config": json.dumps(self.config.to_json()), "step": self.step,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "history": self.history,
+                "elapsed": self.elapsed})
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The step's batch, a pure function of ``(seed, step)`` (see the module docstring)."""
+        """This process's share of the step's global batch, a pure function of ``(seed, step)``
+        (see the module docstring) whatever the number of processes."""
         cfg = self.config
         epoch, within = divmod(self.step, self.steps_per_epoch)
         if self._order is None or self._order[0] != epoch:
-            self._order = (epoch, torch.randperm(len(self.train_data), generator=_seeded(cfg.seed, epoch)))
+            order = torch.randperm(len(self.train_data), generator=_seeded(cfg.seed, epoch))
+            self._order = (epoch, order.to(self.device))
         idx = self._order[1][within * cfg.batch_size:(within + 1) * cfg.batch_size]
-        return prepare_batch(self.train_data.images[idx], self.train_data.labels[idx], self.model,
-                             cfg, _seeded(cfg.seed, 1 << 20, self.step), self.augment)
+        x, y = prepare_batch(self.train_data.images[idx], self.train_data.labels[idx], self.model, cfg,
+                             _seeded(cfg.seed, 1 << 20, self.step, device=self.device), self.augment)
+        if self.dist.world > 1:
+            x, y = x.chunk(self.dist.world)[self.dist.rank], y.chunk(self.dist.world)[self.dist.rank]
+        return x.contiguous(memory_format=_memory_format(self.device)), y
 
-    def train_step(self) -> dict[str, float] | None:
-        """One optimiser step; its figures, or None when the NaN guard skipped it."""
+    def train_step(self) -> None:
+        """One optimiser step, skipped on the device when the loss or the gradients are not finite
+        (the schedule still advances, so that step counts and learning rates stay aligned with an
+        unbroken run).
+
+        The first step of a compiled objective is where torch.compile compiles: a failure there
+        falls back to eager mode with one line, instead of ending the run.
+        """
+        if not isinstance(self.objective, torch._dynamo.eval_frame.OptimizedModule) or self._compiled:
+            return self._step()
+        try:
+            self._step()
+            self._compiled = True
+        except Exception as err:  # inductor raises many types (a missing compiler, a C++ error)
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            print(f"compile: failed ({first_line}); running eagerly", file=sys.stderr)
+            self.objective = self.objective._orig_mod
+            self._step()
+
+    def _step(self) -> None:
         x, y = self.batch()
         torch.manual_seed(_seeded(self.config.seed, 2 << 20, self.step).initial_seed())
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.scaler.is_enabled()):
-            outputs = self.model(x)  # the IB-INN: (z, log_det); a baseline: (logits,) or (logits, info)
-        outputs = tuple(o.float() for o in outputs)
-        loss = self.model.loss(*outputs, y)
+        loss, outputs = self.objective(x, y)
         self.optimizer.zero_grad(set_to_none=True)
-        finite = bool(torch.isfinite(loss))
-        if finite:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-            finite = bool(torch.isfinite(grad_norm))
-        self.step += 1
-        if not finite:
-            self._skip()
-            return None
-        self.bad_steps = 0
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        with torch.no_grad():
-            figures = {"loss": float(loss.detach()),
-                       "acc": float((self.model.log_posterior_from(outputs[0]).argmax(1)
-                                     == y.argmax(1)).float().mean())}
-            if self.has_likelihood:
-                figures["bits_per_dim"] = float(bits_per_dim(
-                    self.model.log_likelihood_from(*outputs), self.model.config.dim).mean())
-        for key, value in figures.items():
-            old = self.running.get(key)
-            self.running[key] = value if old is None else 0.95 * old + 0.05 * value
-        return figures
-
-    def _skip(self) -> None:
-        """NaN guard: the step is skipped (the schedule still advances, so that step counts and
-        learning rates stay aligned with an unbroken run); too many in a row stop the run."""
-        self.bad_steps += 1
-        self.optimizer.zero_grad(set_to_none=True)
-        tqdm.write(f"step {self.step - 1}: non-finite loss or gradient, step skipped "
-                   f"({self.bad_steps} in a row)")
-        if self.bad_steps >= self.config.max_bad_steps:
-            self.step -= 1  # the state saved is the last good one
-            self.checkpoint()
-            raise TrainingDiverged(
-                f"loss or gradients were NaN/inf for {self.bad_steps} steps in a row at step "
-                f"{self.step}; try a smaller learning rate (--lr) or a larger gamma. The last good "
-                f"state is in {self.out / STATE_FILE}")
-        with warnings.catch_warnings():
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        finite = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)
+        self.optimizer.found_inf = (~finite).float()  # read by the fused optimiser's kernel
+        self.optimizer.step()
+        with warnings.catch_warnings():  # the optimiser "step" may have been skipped on the device
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
             self.scheduler.step()
+        self.step += 1
+        with torch.no_grad():
+            self._accumulate(loss.detach(), outputs, y, finite)
+
+    def _accumulate(self, loss: torch.Tensor, outputs: tuple[torch.Tensor, ...], y: torch.Tensor,
+                    finite: torch.Tensor) -> None:
+        """Fold the step's figures into the running averages on the device (bias-corrected EMA
+        over finite steps) and count non-finite steps, in a row and in all."""
+        figures = [loss, (self.model.log_posterior_from(outputs[0]).argmax(1) == y.argmax(1)).float().mean()]
+        if self.model.has_likelihood:
+            figures.append(bits_per_dim(self.model.log_likelihood_from(*outputs),
+                                        self.model.config.dim).mean())
+        new = torch.stack(figures + [torch.ones((), device=loss.device)])
+        if self._sums is None:
+            self._sums = torch.zeros(len(new) + 2, device=loss.device)
+        ema, bad_in_row, bad_total = self._sums[:-2], self._sums[-2], self._sums[-1]
+        self._sums = torch.cat([torch.where(finite, 0.95 * ema + 0.05 * new, ema),
+                                torch.where(finite, 0.0, bad_in_row + 1)[None], (bad_total + ~finite)[None]])
+
+    def report(self) -> dict[str, float]:
+        """Fetch the running figures from the device (one synchronisation); raise
+        :class:`TrainingDiverged` after ``max_bad_steps`` non-finite steps in a row."""
+        if self._sums is None:
+            return self.running
+        *ema, weight, bad_in_row, bad_total = self._sums.tolist()
+        names = ["loss", "acc"] + (["bits_per_dim"] if self.model.has_likelihood else [])
+        if weight > 0:
+            self.running = {name: value / weight for name, value in zip(names, ema, strict=True)}
+        if bad_total > self._skipped_reported and self.dist.is_main:
+            tqdm.write(f"step {self.step}: {int(bad_total - self._skipped_reported)} step(s) with a "
+                       f"non-finite loss or gradient skipped since the last report")
+        self._skipped_reported = int(bad_total)
+        if bad_in_row >= self.config.max_bad_steps:
+            self.checkpoint()  # the weights are the last good ones: bad steps changed nothing
+            raise TrainingDiverged(
+                f"loss or gradients were NaN/inf for {int(bad_in_row)} steps in a row at step "
+                f"{self.step}; try a smaller learning rate (--lr) or a larger gamma. The last good "
+                f"state is in {self.out / STATE_FILE}")
+        return self.running
 
     def end_epoch(self, started: float) -> dict:
-        """Validation figures at an epoch's end, appended to the history."""
-        val = evaluate_split(self.model, self.val_data)
-        self.model.train()
+        """Validation figures at an epoch's end (rank 0), appended to the history."""
         record = {"step": self.step, "epoch": self.step / self.steps_per_epoch,
-                  "elapsed_s": time.perf_counter() - started, **self.running,
-                  **{f"val_{key}": value for key, value in val.items() if key != "n"}}
+                  "elapsed_s": time.perf_counter() - started, **self.running}
+        if self.dist.is_main:
+            val = evaluate_split(self.model, self.val_data)
+            self.model.train()
+            record |= {f"val_{key}": value for key, value in val.items() if key != "n"}
+            tqdm.write(f"epoch {record['epoch']:.2f}: val error {val['error']:.4f}"
+                       + (f", val bits/dim {val['bits_per_dim']:.4f}" if "bits_per_dim" in val else ""))
         self.history.append(record)
-        tqdm.write(f"epoch {record['epoch']:.2f}: val error {val['error']:.4f}"
-                   + (f", val bits/dim {val['bits_per_dim']:.4f}" if self.has_likelihood else ""))
         return record
 
     def finish(self) -> TrainResult:
-        """Save the model, evaluate it on the test set, write ``metrics.json``."""
+        """Save the model, evaluate it on the test set, write ``metrics.json`` (rank 0)."""
         self.model.eval()
+        if not self.dist.is_main:
+            return TrainResult(self.model, self.out, self.history, {})
         self.model.save(self.out / WEIGHTS_FILE)
         test = evaluate_split(self.model, self.test_data)
         metrics = {**{f"test_{key}": value for key, value in test.items() if key != "n"},
                    "n_test": test["n"], "steps": self.step, "resumed_from_step": self.first_step,
                    "epochs": self.step / self.steps_per_epoch, "train_seconds": self.elapsed,
-                   "device": str(self.device), "parameters": self.model.num_parameters()}
+                   "device": str(self.device), "processes": self.dist.world,
+                   "parameters": self.model.num_parameters()}
         atomic_write(self.out / METRICS_FILE,
                      lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
         return TrainResult(self.model, self.out, self.history, metrics)
 
 
-def _train_locked(config: TrainConfig, callback: Callable[[dict], None] | None, resume: bool,
-                  progress: bool, should_stop: Callable[[], bool] | None) -> TrainResult:
-    run = _Run.start(config, resume)
+def _memory_format(device: torch.device) -> torch.memory_format:
+    """Channels-last on CUDA, the layout cuDNN convolves fastest (tensor cores); the CPU keeps
+    NCHW: on the 2-core CPU channels-last changed eager training by less than the run-to-run noise
+    and slowed compiled Fashion-MNIST training."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def _zero_momentum(optimizer: torch.optim.Optimizer) -> None:
+    """Give fused SGD its momentum buffers up front: a first step skipped through ``found_inf``
+    would otherwise leave them uninitialised (torch 2.14; zeros are what a first step assumes)."""
+    if isinstance(optimizer, torch.optim.SGD):
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if group["momentum"] and "momentum_buffer" not in optimizer.state[p]:
+                    optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
+
+
+def _compile_pays(config: TrainConfig, device: torch.device) -> bool:
+    """``compile="auto"``: compile when the run is long enough to repay the compilation (see
+    :data:`COMPILE_PAYS_AFTER_MINUTES`)."""
+    if config.compile != "auto":
+        return config.compile == "on"
+    if compile_blocker(device) is not None:
+        return False
+    try:
+        return estimate_minutes(config) >= COMPILE_PAYS_AFTER_MINUTES
+    except ValueError:
+        return False
+
+
+def _train_locked(config: TrainConfig, device: torch.device, dist: Distributed,
+                  callback: Callable[[dict], None] | None, resume: bool, progress: bool,
+                  should_stop: Callable[[], bool] | None) -> TrainResult:
+    run = _Run.start(config, device, dist, resume)
     cfg, total = run.config, run.total_steps
     what = {"ibinn": f"{cfg.mode} γ={cfg.gamma:g}", "vib": f"vib γ={cfg.gamma:g}"}.get(cfg.model, cfg.model)
-    bar = tqdm(total=total, initial=run.step, disable=not progress, unit="step",
+    bar = tqdm(total=total, initial=run.step, disable=not (progress and dist.is_main), unit="step",
                desc=f"{cfg.dataset} {what}", dynamic_ncols=True)
     run.model.train()
     started = time.perf_counter() - run.elapsed
     while run.step < total:
-        if run.train_step() is None:  # skipped by the NaN guard
-            continue
+        run.train_step()
         bar.update(1)
-        if run.step % 20 == 0 or run.step == total:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in run.running.items()})
-            if callback:
+        epoch_end = run.step % run.steps_per_epoch == 0 or run.step == total
+        if run.step % REPORT_EVERY == 0 or epoch_end:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in run.report().items()})
+            if callback and dist.is_main:
                 callback({"step": run.step, "total_steps": total, "lr": run.scheduler.get_last_lr()[0],
                           "epoch": run.step / run.steps_per_epoch, **run.running})
-        epoch_end = run.step % run.steps_per_epoch == 0 or run.step == total
         if epoch_end:
             record = run.end_epoch(started)
-            if callback:
+            if callback and dist.is_main:
                 callback({"total_steps": total, **record})
         run.elapsed = time.perf_counter() - started
         if run.step % cfg.checkpoint_every == 0 or epoch_end or run.step == total:
             run.checkpoint()
-        if should_stop is not None and run.step < total and should_stop():
+        poll = should_stop is not None and run.step < total and (dist.world == 1
+                                                                  or run.step % REPORT_EVERY == 0)
+        if poll and dist.any_true(should_stop(), device):
+            run.report()
             run.checkpoint()
             bar.close()
-            return TrainResult(run.model.eval(), run.out, run.history, {}, finished=False)
+            progress_so_far = {"steps": run.step, "total_steps": total, "train_seconds": run.elapsed}
+            return TrainResult(run.model.eval(), run.out, run.history, progress_so_far, finished=False)
     bar.close()
     return run.finish()
+

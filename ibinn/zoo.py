@@ -2,7 +2,8 @@
 
 Layout: ``pretrained/<family>/<model>/model.safetensors`` (weights in fp16, config inside),
 ``config.json`` (the same config, for people) and ``card.json`` (data set, settings, compute, the
-exact command, and every metric ``ibinn evaluate`` measured, on the full test set and on the demo
+exact command and the training config it made (``train_config``, which ``ibinn zoo rebuild``
+trains from), and every metric ``ibinn evaluate`` measured, on the full test set and on the demo
 subset); ``pretrained/<family>/demo.npz`` (2,000 class-balanced test images);
 ``pretrained/manifest.json`` (sha256 of every file, checked when a model is loaded by name).
 
@@ -16,20 +17,22 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import math
-import shlex
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint import CheckpointError, atomic_write
 from .data import PRETRAINED_DIR, dataset_label, load_dataset
 from .evaluate import _jsonable, dataset_note, evaluate, markdown_table
-from .model import IBINN
-from .train import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE
+from .model import ImageClassifier
+from .train import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, TrainConfig, train
 
 MANIFEST = "manifest.json"
 CARD = "card.json"
@@ -54,6 +57,7 @@ class ModelCard:
     device: str = ""
     train_seconds: float = 0.0
     command: str = ""
+    train_config: dict = field(default_factory=dict)  #: ``TrainConfig.to_json()`` without ``out``
     notes: str = ""
 
     @property
@@ -115,7 +119,7 @@ def read_card(folder: Path, root: Path = PRETRAINED_DIR) -> ModelCard:
         demo_metrics=data.get("demo_metrics") or {}, parameters=data.get("parameters", 0),
         epochs=data.get("epochs", 0.0), device=data.get("device", ""),
         train_seconds=data.get("train_seconds", 0.0), command=data.get("command", ""),
-        notes=data.get("notes", ""))
+        train_config=data.get("train_config") or {}, notes=data.get("notes", ""))
 
 
 def list_models(root: Path = PRETRAINED_DIR) -> list[ModelCard]:
@@ -171,7 +175,7 @@ def name_of(path: str | Path, root: Path = PRETRAINED_DIR) -> str | None:
     return name if is_zoo_name(name, root) else None
 
 
-def load(name: str, device="auto", root: Path = PRETRAINED_DIR) -> IBINN:
+def load(name: str, device="auto", root: Path = PRETRAINED_DIR) -> ImageClassifier:
     """Load a zoo model by name after checking its files against the manifest."""
     from . import load as load_path
 
@@ -189,7 +193,9 @@ def add(run: str | Path, name: str, command: str, test_data: str | None = None,
 
     The weights are stored in fp16; both the full test set (when available) and the family's
     demo subset are evaluated on the stored weights, so the card holds what a user will measure.
-    The card's ``kind`` is the model type (``ibinn``, ``resnet``, ``irevnet``, ``vib``).
+    The card's ``kind`` is the model type (``ibinn``, ``resnet``, ``irevnet``, ``vib``); its
+    ``train_config`` the run's ``train_config.json`` without ``out`` (where the run was written is
+    no part of the recipe: :func:`rebuild` trains in a scratch folder).
     """
     from . import load as load_path
 
@@ -204,6 +210,7 @@ def add(run: str | Path, name: str, command: str, test_data: str | None = None,
         json.dumps(config_json, indent=2)))
     train_metrics = json.loads((run / METRICS_FILE).read_text())
     train_config = json.loads((run / CONFIG_FILE).read_text())
+    train_config.pop("out", None)
     test = load_dataset(test_data or shipped.config.dataset, "test", root=root_data)
     report = evaluate(shipped, test, ood_sets, root=root_data)
     demo = evaluate(shipped, load_dataset(f"demo:{family}"), ood_sets, root=root_data)
@@ -211,13 +218,13 @@ def add(run: str | Path, name: str, command: str, test_data: str | None = None,
         "name": name, "family": family,
         "dataset_label": dataset_label(shipped.config.dataset), "dataset": shipped.config.dataset,
         "data_note": dataset_note(shipped.config.dataset),
-        "kind": getattr(shipped, "model_type", "ibinn"),
+        "kind": shipped.model_type,
         "mode": shipped.config.mode, "gamma": config_json["gamma"], "preset": shipped.config.preset,
         "parameters": shipped.num_parameters(), "epochs": train_metrics["epochs"],
         "steps": train_metrics["steps"], "optimizer": train_config["optimizer"],
         "device": train_metrics["device"], "train_seconds": train_metrics["train_seconds"],
-        "command": command, "weights": "fp16", "created": time.strftime("%Y-%m-%d"),
-        "notes": notes, "metrics": report, "demo_metrics": demo,
+        "command": command, "train_config": train_config, "weights": "fp16",
+        "created": time.strftime("%Y-%m-%d"), "notes": notes, "metrics": report, "demo_metrics": demo,
     }
     atomic_write(folder / CARD, lambda tmp: Path(tmp).write_text(
         json.dumps(_jsonable(card), indent=2)))
@@ -225,28 +232,39 @@ def add(run: str | Path, name: str, command: str, test_data: str | None = None,
     return read_card(folder, Path(root))
 
 
-def rebuild(family: str | None = None, root_data: str | None = None,
-            root: Path = PRETRAINED_DIR) -> list[ModelCard]:
-    """Retrain and re-evaluate every zoo model (of ``family``) from its card's command."""
-    from .cli import main as cli_main
+#: Written into a rebuild's work folder once its model is in the zoo.
+DONE_MARK = "rebuilt"
 
+
+def rebuild(family: str | None = None, root_data: str | None = None, root: Path = PRETRAINED_DIR,
+            device: str | None = None, progress: bool = True, work: str | Path | None = None,
+            should_stop: Callable[[], bool] | None = None) -> tuple[list[ModelCard], bool]:
+    """Retrain and re-evaluate every zoo model (of ``family``) from its card's training config.
+
+    ``root_data`` and ``device``, when given, replace the data folder and device the card
+    recorded; the new card records what the run used. With ``work``, each model trains in
+    ``work/<name>`` and a later call resumes where this one stopped: ``should_stop`` (polled
+    every step) ends the call with a checkpoint, so a zoo rebuilds in segments of bounded time.
+
+    Returns the cards rebuilt by this call and whether the whole zoo (of ``family``) is done.
+    """
+    replace = {k: v for k, v in (("root", root_data), ("device", device)) if v is not None}
     rebuilt = []
     for card in list_models(root):
         if family and card.family != family:
             continue
-        argv = shlex.split(card.command)
-        if argv[:2] != ["ibinn", "train"]:
-            raise ValueError(f"{card.name}: its command is not an `ibinn train` command")
-        args = argv[1:]
-        if root_data is not None and "--root" in args:
-            args[args.index("--root") + 1] = root_data
-        with tempfile.TemporaryDirectory() as tmp:
-            if "--out" in args:
-                args[args.index("--out") + 1] = tmp + "/run"
-            else:
-                args += ["--out", tmp + "/run"]
-            if cli_main(args) != 0:
-                raise RuntimeError(f"{card.name}: training failed")
-            rebuilt.append(add(tmp + "/run", card.name, card.command, root_data=root_data,
-                               root=root, notes=card.notes))
-    return rebuilt
+        if not card.train_config:
+            raise CheckpointError(f"{card.name}: its card holds no train_config to rebuild from")
+        with contextlib.ExitStack() as stack:
+            folder = (Path(work) / card.name if work is not None
+                      else Path(stack.enter_context(tempfile.TemporaryDirectory())))
+            if (folder / DONE_MARK).exists():  # rebuilt by an earlier segment
+                continue
+            config = dataclasses.replace(TrainConfig.from_json(card.train_config),
+                                         out=str(folder / "run"), **replace)
+            if not train(config, resume=True, progress=progress, should_stop=should_stop).finished:
+                return rebuilt, False
+            rebuilt.append(add(config.out, card.name, card.command, root_data=root_data, root=root,
+                               notes=card.notes))
+            (folder / DONE_MARK).touch()
+    return rebuilt, True

@@ -314,6 +314,7 @@ def test_latent_page_selection_opens_the_detail_panel() -> None:
     assert any(k.startswith("thumbs-") for k in charts(at))
 
 
+@pytest.mark.slow
 def test_latent_page_small_multiples() -> None:
     at = start()
     models = two_models(at)
@@ -546,6 +547,7 @@ def test_train_page_runs_a_job_and_lists_its_model() -> None:
     assert any("apptest-tiny" in o for o in options), options
 
 
+@pytest.mark.slow
 def test_train_page_trains_a_baseline() -> None:
     at = open_page("train")
     _submit(at, "apptest-resnet", 0.1, model="resnet")
@@ -554,6 +556,7 @@ def test_train_page_trains_a_baseline() -> None:
     assert any("discriminative baseline has no likelihood" in s.value for s in at.success)
 
 
+@pytest.mark.slow
 def test_train_page_cancels_a_job() -> None:
     at = open_page("train")
     _submit(at, "apptest-cancel", 500.0)  # long enough never to finish first

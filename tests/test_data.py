@@ -82,6 +82,7 @@ def test_full_fashion_mnist(fashion_mnist_root):
 
 
 @pytest.mark.full_data
+@pytest.mark.slow
 def test_full_cifar10_jpeg(cifar10_jpeg_dir):
     test = ibinn.load_dataset(f"imagefolder:{cifar10_jpeg_dir}", "test")
     assert len(test) == 10_000 and test.image_shape == (3, 32, 32)

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 import ibinn
-from ibinn.model import PRESETS
+from ibinn.baselines import MODEL_TYPES, ResNetClassifier
+from ibinn.checkpoint import load_weights, save_weights
+from ibinn.model import PRESETS, ImageClassifier
 
 from .conftest import randomize
 
@@ -114,3 +116,54 @@ def test_regularised_class_nll_fixes_means_on_sphere():
     model = ibinn.IBINN(config)
     assert not model.mu.requires_grad
     assert torch.allclose(model.mu.norm(dim=1), torch.full((10,), 28.0))
+
+
+CAPABILITIES = ["classify", "calibrated probabilities", "likelihood", "OoD score", "sample",
+                "interpolate", "exact inverse"]
+
+
+@pytest.mark.parametrize("name", list(MODEL_TYPES))
+def test_every_model_type_declares_the_interface(name, tmp_path, demo_fm):
+    cls = MODEL_TYPES[name]
+    assert issubclass(cls, ImageClassifier) and cls.model_type == name
+    capabilities = cls.capabilities()
+    assert list(capabilities) == CAPABILITIES and all(type(v) is bool for v in capabilities.values())
+    assert capabilities["classify"] and capabilities["likelihood"] == cls.has_likelihood
+    # what a capability declares, the model does
+    model = cls(ibinn.ModelConfig.from_preset("tiny", (1, 28, 28), 10))
+    x = demo_fm.images[:4]
+    assert (model.infer(x).log_likelihood is not None) == cls.has_likelihood
+    for method, flag in (("sample", "can_sample"), ("interpolate", "can_interpolate"),
+                         ("decode", "exact_inverse")):
+        assert hasattr(model, method) == getattr(cls, flag), method
+    # save / from_file, written once for all: the same function back, the type in the config
+    path = model.save(tmp_path / "m.safetensors")
+    assert load_weights(path)[1]["model_type"] == name
+    for loaded in (cls.from_file(path), ibinn.load(path, device="cpu")):
+        assert type(loaded) is cls and loaded.config == model.config and not loaded.training
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
+                                                     model.state_dict().values(), strict=True))
+        assert torch.equal(loaded.predict_proba(x), model.predict_proba(x))
+
+
+def test_the_ibinn_declares_what_the_baselines_do_not():
+    ibinn_caps, resnet_caps = ibinn.IBINN.capabilities(), ResNetClassifier.capabilities()
+    assert all(ibinn_caps.values())
+    assert [k for k, v in resnet_caps.items() if v] == ["classify"]
+
+
+def test_files_without_a_model_type_are_ibinns(tmp_path, tiny_grey):
+    """Files written before the baselines (the shipped ones among them) name no type."""
+    tensors, config = load_weights(tiny_grey.save(tmp_path / "m.safetensors"))
+    del config["model_type"]
+    save_weights(tmp_path / "old.safetensors", tensors, config)
+    assert type(ibinn.load(tmp_path / "old.safetensors", device="cpu")) is ibinn.IBINN
+
+
+def test_an_ibinn_file_that_does_not_invert_is_refused(tmp_path, tiny_grey):
+    tensors, config = load_weights(tiny_grey.save(tmp_path / "m.safetensors"))
+    for key in [k for k in tensors if k.endswith("global_scale")]:  # right names, shapes, finite
+        tensors[key] = torch.full_like(tensors[key], 1e30)
+    save_weights(tmp_path / "bad.safetensors", tensors, config)
+    with pytest.raises(ibinn.CheckpointError, match="does not invert its own output"):
+        ibinn.IBINN.from_file(tmp_path / "bad.safetensors")

@@ -8,7 +8,7 @@ import common
 import streamlit as st
 
 import ibinn
-from ibinn.sweep import headline
+from ibinn.plots import headline
 
 st.title("Models")
 common.explain("""
