@@ -587,6 +587,7 @@ def test_train_page_refuses_jobs_over_the_limits() -> None:
     assert any("limit" in w.value and "minutes of compute" in w.value for w in at.warning), texts(at)
 
 
+@pytest.mark.slow
 def test_jobs_belong_to_their_session() -> None:
     """Two sessions: the second sees the first's job only as a count and cannot cancel it; the
     run's name never appears in the second session; the first cancels its own job."""

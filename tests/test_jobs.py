@@ -64,6 +64,7 @@ def test_a_job_trains_in_its_own_process_unaffected_by_the_server(tmp_path, mana
     assert_same_weights(ibinn.load(done.out, device="cpu"), reference.model)
 
 
+@pytest.mark.slow
 def test_jobs_are_private_to_their_owner_and_limited(tmp_path, managers):
     limits = Limits(max_queued_per_session=2, max_queued_total=3)
     manager = managers(tmp_path / "runs", limits)
@@ -97,6 +98,7 @@ def test_a_job_over_the_time_limit_is_refused_before_it_starts(tmp_path, manager
     assert manager.jobs("a") == [] and not (Path(tmp_path) / "runs").exists()
 
 
+@pytest.mark.slow
 def test_a_failing_job_reports_a_plain_reason(tmp_path, managers):
     manager = managers(tmp_path / "runs")
     job = manager.submit(TrainConfig(**{**QUICK, "lr": 1e9, "max_bad_steps": 2}), "nan", owner="a")

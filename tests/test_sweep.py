@@ -15,6 +15,7 @@ BASE = TrainConfig(dataset="demo:fashion-mnist", preset="tiny", epochs=0.2, batc
                    device="cpu", checkpoint_every=1000)
 
 
+@pytest.mark.slow
 def test_sweep_trains_reports_then_reuses(tmp_path, monkeypatch, capsys):
     out = tmp_path / "sweep"
     rows = sweep(BASE, [0.0, float("inf")], ["class-nll"], out, ood_sets=["inverted"],
