@@ -93,11 +93,14 @@ def image_grid(images: np.ndarray, row_labels: Sequence[str] = (), col_labels: S
 def latent_scatter(xy: np.ndarray, color_by: np.ndarray, classes: Sequence[str], mu_xy: np.ndarray,
                    confidence: np.ndarray, nll: np.ndarray, bits_per_dim: np.ndarray,
                    labels: np.ndarray, predicted: np.ndarray, axis_titles: tuple[str, str] = ("", ""),
-                   title: str = "", height: int = 560, legend_below: bool = False) -> go.Figure:
+                   title: str = "", height: int = 560, legend_below: bool = False,
+                   axis_ranges: tuple[tuple[float, float], tuple[float, float]] | None = None
+                   ) -> go.Figure:
     """Demo-set latents in 2D, one trace per class of ``color_by`` (-1: not drawn), class means as
     large stars. ``customdata`` of every point starts with its index into the demo set, for
     selection events; the hover shows true and predicted class, top posterior and NLL.
-    ``legend_below``: for narrow small multiples, whose plot a legend at the side squeezes."""
+    ``legend_below``: for narrow small multiples, whose plot a legend at the side squeezes.
+    ``axis_ranges``: fixed x and y ranges, so that small multiples share their scale."""
     fig = go.Figure()
     idx = np.arange(len(xy))
     for k, name in enumerate(classes):
@@ -125,7 +128,19 @@ def latent_scatter(xy: np.ndarray, color_by: np.ndarray, classes: Sequence[str],
                                                              if legend_below else {})),
                       dragmode="lasso",
                       xaxis_title=axis_titles[0], yaxis_title=axis_titles[1])
+    if axis_ranges is not None:
+        fig.update_layout(xaxis_range=list(axis_ranges[0]), yaxis_range=list(axis_ranges[1]))
     return fig
+
+
+def shared_ranges(*point_sets: np.ndarray, pad: float = 0.05
+                  ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The x and y ranges that hold every ``(N, 2)`` point set, padded by ``pad`` of the span."""
+    points = np.concatenate([np.asarray(p, dtype=float).reshape(-1, 2) for p in point_sets])
+    lo, hi = points.min(0), points.max(0)
+    margin = pad * np.maximum(hi - lo, 1e-9)
+    return ((float(lo[0] - margin[0]), float(hi[0] + margin[0])),
+            (float(lo[1] - margin[1]), float(hi[1] + margin[1])))
 
 
 def posterior_bars(proba: np.ndarray, classes: Sequence[str], true_class: int | None = None,

@@ -324,6 +324,13 @@ def test_latent_page_small_multiples() -> None:
     assert set(figs) == {f"sel-{m}-pca-means" for m in models}  # one chart per model
     labels = [m.value for m in at.markdown]
     assert all(any(m in label for label in labels) for m in models)  # each titled by its model
+    ranges = [(f["layout"]["xaxis"]["range"], f["layout"]["yaxis"]["range"]) for f in figs.values()]
+    assert ranges[0] == ranges[1]  # one scale for every model, by default
+    for fig in figs.values():  # that holds every point
+        xs = [x for trace in fig["data"] for x in trace["x"]]
+        assert ranges[0][0][0] < min(xs) and max(xs) < ranges[0][0][1]
+    at.toggle(key="latent_shared_axes").set_value(False).run()
+    assert all("range" not in f["layout"]["xaxis"] for f in charts(at).values())
 
 
 @pytest.mark.slow

@@ -44,7 +44,7 @@ def selected_ids(event) -> list[int]:
     return [int(p["customdata"][0]) for p in points if p.get("customdata")]
 
 
-def panel(entry: common.ModelEntry, height: int, single: bool) -> None:
+def panel(entry: common.ModelEntry, height: int, single: bool, axis_ranges=None) -> None:
     view = common.view_of(entry)
     data = common.demo_of(entry)
     proj, xy, mu_xy = common.projection_of(entry, method)
@@ -58,7 +58,7 @@ def panel(entry: common.ModelEntry, height: int, single: bool) -> None:
     fig = common.figure(
         figures.latent_scatter, xy, by, data.classes, mu_xy, view.confidence, -view.log_likelihood,
         view.bits_per_dim, view.labels, view.predicted, proj.axis_titles,
-        title="", height=height, legend_below=not single)
+        title="", height=height, legend_below=not single, axis_ranges=axis_ranges)
     # The figure must not depend on the selection: a changed figure is a new widget, which would
     # drop the selection it was made with.
     event = st.plotly_chart(fig, key=f"sel-{entry.key}-{method}", on_select="rerun",
@@ -101,7 +101,19 @@ def detail(entry: common.ModelEntry, view: explore.LatentView, data, ids: list[i
 if len(chosen) == 1:
     panel(chosen[0], 620, True)
 else:
+    # Every model's latents are in the same units (each class a unit Gaussian around its μ_y), so
+    # linear projections are comparable on one scale: the spread of the classes across γ then
+    # reads correctly. UMAP's axes have no units, so its panels keep their own.
+    linear = method != "umap"
+    shared = st.toggle("Same axes for every model", value=linear, disabled=not linear,
+                       key="latent_shared_axes",
+                       help="Linear projections share one scale, so that cluster separation can be "
+                            "compared across models; UMAP's axes have no units and are never shared.")
+    ranges = None
+    if shared and linear:
+        ranges = figures.shared_ranges(*(part for entry in chosen
+                                         for part in common.projection_of(entry, method)[1:]))
     cols = st.columns(min(3, len(chosen)))
     for j, entry in enumerate(chosen):
         with cols[j % len(cols)]:
-            panel(entry, 580, False)  # the legend below takes ~120 px
+            panel(entry, 580, False, ranges)  # the legend below takes ~120 px
