@@ -68,9 +68,14 @@ def _mosaic(images: np.ndarray, pad: int = 2) -> np.ndarray:
     return canvas
 
 
+#: Screen pixels per image in :func:`image_grid`: at least 64, so that a 32 x 32 image reads.
+CELL_PX = 72
+
+
 def image_grid(images: np.ndarray, row_labels: Sequence[str] = (), col_labels: Sequence[str] = (),
-               title: str = "", cell_px: int = 56) -> go.Figure:
-    """A grid of images ``(R, S, C, H, W)`` with row and column labels (e.g. classes x samples)."""
+               title: str = "", cell_px: int = CELL_PX) -> go.Figure:
+    """A grid of images ``(R, S, C, H, W)`` with row and column labels (e.g. classes x samples),
+    ``cell_px`` screen pixels per image (drag a box on it to zoom in, double-click to zoom out)."""
     images = np.asarray(images)
     r, s = images.shape[:2]
     h, w = images.shape[-2:]

@@ -348,6 +348,8 @@ def test_interpolation_page_reacts_to_steps_and_images() -> None:
     at = open_page("interpolation")
     grid = charts(at)["interp_grid"]
     assert len(grid["layout"]["xaxis"]["ticktext"]) == 9
+    layout = grid["layout"]  # each of the 9 images at least 64 px wide on screen
+    assert layout["width"] - layout["margin"]["l"] - layout["margin"]["r"] >= 9 * 64
     at.slider(key="interp_steps").set_value(5).run()
     assert_clean(at)
     assert len(charts(at)["interp_grid"]["layout"]["xaxis"]["ticktext"]) == 5
@@ -408,6 +410,10 @@ def test_sampling_page_one_grid_per_model() -> None:
     at = start()
     at = open_page("sampling", select=two_models(at))
     assert len(charts(at)) == 2
+    for fig in charts(at).values():  # 10 classes x 8 samples, each at least 64 px on screen
+        layout = fig["layout"]
+        assert layout["width"] - layout["margin"]["l"] - layout["margin"]["r"] >= 8 * 64
+        assert layout["height"] - layout["margin"]["t"] - layout["margin"]["b"] >= 10 * 64
 
 
 # --------------------------------------------------------------------------- OoD trajectories

@@ -31,12 +31,15 @@ temperature = c1.slider("Temperature T", 0.0, 1.5, 0.8, 0.05, key="sample_temper
 seed = c2.number_input("Seed", 0, 10_000, 0, key="sample_seed")
 n = c3.slider("Samples per class", 2, 12, 8, key="sample_n")
 
-cols = st.columns(min(2, len(chosen)))
+# side by side while two grids of readable (64 px) thumbnails fit a wide page, else one below the other
+side_by_side = len(chosen) > 1 and int(n) * 64 + 130 <= 650
+cell_px = 64 if side_by_side else figures.CELL_PX
+cols = st.columns(2 if side_by_side else 1)
 for k, entry in enumerate(chosen):
     grid = common.samples(entry.path, entry.mtime, int(n), float(temperature), int(seed))
     with cols[k % len(cols)]:
         st.plotly_chart(common.figure(figures.image_grid, grid, common.model_of(entry).classes,
-                                      title=entry.label, cell_px=44),
+                                      title=entry.label, cell_px=cell_px),
                         width="content", key=f"samples_{entry.key}")
         apart, noise = common.separation(entry.path, entry.mtime)
         st.caption(f"Class centres lie {apart:.1f} apart on average; the noise ε is ≈ {noise:.0f} long.")
