@@ -336,7 +336,8 @@ class _Run:
     _order: tuple[int, torch.Tensor] | None = None  #: (epoch, its permutation of the training set)
     _sums: torch.Tensor | None = None  #: on the device: EMA of the figures, its weight, bad steps
     _skipped_reported: int = 0
-    _compiled: bool = False  #: the compiled objective has run once
+    #: the objective before torch.compile, until the compiled one has run its first step
+    _eager_objective: torch.nn.Module | None = None
 
     @classmethod
     def start(cls, config: TrainConfig, device: torch.device, dist: Distributed, resume: bool) -> _Run:
@@ -388,13 +389,15 @@ class _Run:
         if dist.world > 1:
             objective = torch.nn.parallel.DistributedDataParallel(
                 objective, device_ids=[device.index] if device.type == "cuda" else None)
+        eager_objective = objective
         if _compile_pays(config, device):
             objective = compiled(objective, device,
                                  "reduce-overhead" if device.type == "cuda" and dist.world == 1 else None)
         train_data = dataclasses.replace(train_data, images=train_data.images.to(device),
                                          labels=train_data.labels.to(device))
         run = cls(config, dist, out, model, objective, optimizer, scheduler, train_data, val_data,
-                  test_data, augment, steps_per_epoch, total_steps)
+                  test_data, augment, steps_per_epoch, total_steps,
+                  _eager_objective=eager_objective if objective is not eager_objective else None)
         if state is not None:
             run.step, run.history, run.elapsed = state["step"], state["history"], state["elapsed"]
             run.first_step = run.step
@@ -439,16 +442,17 @@ class _Run:
         The first step of a compiled objective is where torch.compile compiles: a failure there
         falls back to eager mode with one line, instead of ending the run.
         """
-        if not isinstance(self.objective, torch._dynamo.eval_frame.OptimizedModule) or self._compiled:
+        if self._eager_objective is None:  # eager, or compiled and past its first step
             return self._step()
         try:
             self._step()
-            self._compiled = True
         except Exception as err:  # inductor raises many types (a missing compiler, a C++ error)
             first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             print(f"compile: failed ({first_line}); running eagerly", file=sys.stderr)
-            self.objective = self.objective._orig_mod
+            self.objective = self._eager_objective
             self._step()
+        finally:
+            self._eager_objective = None
 
     def _step(self) -> None:
         x, y = self.batch()
