@@ -256,6 +256,9 @@ def _add_zoo(sub) -> None:
                          help="stop after this many minutes with a checkpoint in --work (exit "
                               "status 3); the same command continues")
     zsub.add_parser("manifest", help="rewrite pretrained/manifest.json from the files")
+    derive = zsub.add_parser("derive", help="recompute the arrays shipped beside each model "
+                                            "(projections, detector scores) from its weights")
+    derive.add_argument("--dataset", help="only this family (fashion-mnist, cifar10)")
 
 
 def _run_zoo(args) -> int:
@@ -282,6 +285,13 @@ def _run_zoo(args) -> int:
         return 0
     if args.zoo_command == "manifest":
         print(f"written {zoo.write_manifest()}")
+        return 0
+    if args.zoo_command == "derive":
+        for card in zoo.list_models():
+            if args.dataset in (None, card.family):
+                path = zoo.write_derived(card.name, manifest=False)
+                print(f"written {path} ({path.stat().st_size / 1024:.0f} KiB)")
+        zoo.write_manifest()
         return 0
     cards = [c for c in zoo.list_models() if args.dataset in (None, c.family)]
     if not cards:

@@ -38,9 +38,10 @@ import numpy as np
 import torch
 
 from . import limits, ood
+from .data import ImageData
 from .images import fit_image  # noqa: F401  (part of this module's API, as before)
 from .metrics import entropy, typicality_score
-from .model import IBINN
+from .model import IBINN, ImageClassifier
 
 __all__ = [
     "PROJECTIONS", "TRANSFORMS", "LatentView", "Projection", "Trajectory", "Transform", "Verdict",
@@ -431,3 +432,14 @@ def ood_verdict(score: float, reference_scores: np.ndarray, quantile: float = 95
     threshold = float(np.percentile(ref, quantile))
     return Verdict(bool(score <= threshold), float(score), threshold, float(quantile),
                    float((ref < score).mean() * 100))
+
+
+# --------------------------------------------------------------------------- shipped with the zoo
+
+
+def derived_arrays(model: ImageClassifier, demo: ImageData) -> dict[str, np.ndarray]:
+    """Every array the dashboard would otherwise compute from ``model`` and its family's demo set
+    on first view; :func:`ibinn.zoo.write_derived` ships them with each zoo model. Keys are
+    namespaced by their producer (``projection/...``, ``detector/...``); values are plain NumPy
+    arrays (no objects), so they load with ``allow_pickle=False``."""
+    return {}

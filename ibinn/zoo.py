@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .checkpoint import CheckpointError, atomic_write
 from .data import PRETRAINED_DIR, dataset_label, load_dataset
 from .evaluate import _jsonable, dataset_note, evaluate, markdown_table
@@ -36,6 +38,9 @@ from .train import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, TrainConfig, train
 
 MANIFEST = "manifest.json"
 CARD = "card.json"
+#: Arrays derived from a model and its family's demo set (projections, per-image detector scores),
+#: computed when the model enters the zoo so that the dashboard shows them without computing.
+DERIVED = "derived.npz"
 
 
 @dataclass
@@ -104,6 +109,39 @@ def verify(name: str, root: Path = PRETRAINED_DIR) -> None:
         if _sha256(folder / file) != manifest[rel]:
             raise CheckpointError(f"{folder / file} does not match its sha256 in the manifest: "
                                   f"the file changed or is damaged (re-check it out with git)")
+
+
+def derived(name: str, root: Path = PRETRAINED_DIR) -> dict[str, np.ndarray]:
+    """The derived arrays shipped with zoo model ``name`` (see :func:`write_derived`); an empty
+    dict when it has none. A file that does not match the manifest is an error, as for weights."""
+    path = Path(root) / name / DERIVED
+    if not path.exists():
+        return {}
+    expected = _read_manifest(Path(root))["files"].get(f"{name}/{DERIVED}")
+    if expected != _sha256(path):
+        raise CheckpointError(f"{path} does not match its sha256 in the manifest")
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def write_derived(name: str, root: Path = PRETRAINED_DIR, manifest: bool = True) -> Path:
+    """Compute :func:`ibinn.explore.derived_arrays` of zoo model ``name`` on its family's demo set
+    and store them beside its weights (compressed, no pickles)."""
+    from . import explore
+    from . import load as load_path
+
+    folder = Path(root) / name
+    model = load_path(folder / WEIGHTS_FILE, device="cpu")
+    arrays = explore.derived_arrays(model, load_dataset(f"demo:{name.split('/')[0]}"))
+
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: given a name, NumPy would append ".npz"
+            np.savez_compressed(f, **arrays)
+
+    path = atomic_write(folder / DERIVED, save)
+    if manifest:
+        write_manifest(Path(root))
+    return path
 
 
 def _gamma(value) -> float:
@@ -228,7 +266,7 @@ def add(run: str | Path, name: str, command: str, test_data: str | None = None,
     }
     atomic_write(folder / CARD, lambda tmp: Path(tmp).write_text(
         json.dumps(_jsonable(card), indent=2)))
-    write_manifest(Path(root))
+    write_derived(name, Path(root))
     return read_card(folder, Path(root))
 
 
