@@ -6,6 +6,8 @@ this module only finds models, caches what ``ibinn`` computes, and holds the ses
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import hashlib
 import json
 import math
@@ -25,6 +27,13 @@ import streamlit as st
 import ibinn
 from ibinn import explore, images, zoo
 from ibinn.data import DATASET_LABELS, dataset_label
+from ibinn.train import SNAPSHOTS_FILE, load_snapshots
+
+# Streamlit ends every script run with a full garbage collection (``runner.postScriptGC``) that holds
+# the GIL while it walks every tracked object, so every other session waits for it: with the ~240,000
+# objects torch, plotly and streamlit create on import it took 0.6 s here (2 busy cores), 0.13 s once
+# they were left out. They live as long as the server, so the collector skips them from now on.
+gc.freeze()
 
 REPO = sandbox.REPO
 #: Where run folders live; the Train page writes to ``<runs>/app/<name>``.
@@ -403,28 +412,37 @@ def view_of(entry: ModelEntry) -> explore.LatentView:
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def projection(path: str, mtime: float, family: str, method: str) -> explore.Projection:
-    """A fitted projection (a resource: a UMAP reducer is large and need not be copied)."""
+def projection(path: str, mtime: float, family: str, method: str,
+               classes: tuple[int, ...] | None = None) -> explore.Projection:
+    """A fitted projection (a resource: a UMAP reducer is large and need not be copied).
+    ``classes``: the three classes of the class plane. A zoo model's shipped UMAP embedding is
+    used as it is, new latents placed by ``explore.knn_embedding`` (no reducer is fitted)."""
     view = latent_view(path, mtime, family)
-    return explore.fit_projection(method, view.z, view.mu)
+    shipped_umap = derived_arrays(path, mtime).get("projection/umap/xy")
+    if method == "umap" and shipped_umap is not None and len(shipped_umap) == len(view.z):
+        return explore.Projection("umap", anchors=view.z, anchor_xy=shipped_umap.astype(np.float64))
+    return explore.fit_projection(method, view.z, view.mu, classes=classes)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def projected(path: str, mtime: float, family: str, method: str) -> tuple[np.ndarray, np.ndarray]:
+def projected(path: str, mtime: float, family: str, method: str,
+              classes: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """2D coordinates of the demo latents and of the class means."""
-    proj = projection(path, mtime, family, method)
+    proj = projection(path, mtime, family, method, classes)
     view = latent_view(path, mtime, family)
-    return proj.transform(view.z), proj.transform(view.mu)
+    xy = proj.anchor_xy if proj.anchors is not None else proj.transform(view.z)
+    return xy, proj.transform(view.mu)
 
 
-def projection_of(entry: ModelEntry, method: str) -> tuple[explore.Projection, np.ndarray, np.ndarray]:
+def projection_of(entry: ModelEntry, method: str, classes: tuple[int, ...] | None = None
+                  ) -> tuple[explore.Projection, np.ndarray, np.ndarray]:
     """The fitted projection of ``entry``'s demo latents, their 2D points and the class means'."""
     view_of(entry)
     message = ("Fitting UMAP (the first time on this server: compiling and fitting, this can take "
                "a minute; later views are instant)…" if method == "umap" else "Projecting…")
     with st.spinner(message):
-        xy, mu_xy = projected(entry.path, entry.mtime, entry.family, method)
-    return projection(entry.path, entry.mtime, entry.family, method), xy, mu_xy
+        xy, mu_xy = projected(entry.path, entry.mtime, entry.family, method, classes)
+    return projection(entry.path, entry.mtime, entry.family, method, classes), xy, mu_xy
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -440,9 +458,11 @@ def evaluation(path: str, mtime: float, family: str, limit: int = 500) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def samples(path: str, mtime: float, n: int, temperature: float, seed: int) -> np.ndarray:
+def samples(path: str, mtime: float, n: int, temperature: float, seed: int,
+            independent: bool = False) -> np.ndarray:
     """``explore.sample_grid``: classes x ``n`` samples."""
-    return explore.sample_grid(load_model(path, mtime), n, temperature=temperature, seed=seed)
+    return explore.sample_grid(load_model(path, mtime), n, temperature=temperature, seed=seed,
+                               independent=independent)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -541,3 +561,152 @@ def read_image(data: bytes, name: str, image_shape) -> tuple[np.ndarray, list[st
     if array is None:
         raise images.ImageError(f"{name} is not an image this app can read: {error}.")
     return array, notes
+
+
+# --------------------------------------------------------------------------- training snapshots
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _aligned_snapshots(out: str, mtime_ns: int) -> dict[str, np.ndarray]:
+    snaps = load_snapshots(out)
+    if snaps:
+        snaps["xy"], snaps["mu_xy"] = explore.align_frames(snaps["xy"], snaps["mu_xy"])
+    return snaps
+
+
+def training_snapshots(out: str | Path) -> dict[str, np.ndarray]:
+    """A run's latent snapshots (:func:`ibinn.train.load_snapshots`), frames aligned by
+    :func:`ibinn.explore.align_frames`; empty when it has none. Cached per version of the file, so
+    that the Train page's polling reads it again only when the job has written a new frame."""
+    path = Path(out) / SNAPSHOTS_FILE
+    try:
+        mtime_ns = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return {}
+    return _aligned_snapshots(str(out), mtime_ns)
+
+
+# --------------------------------------------------------------------------- shipped latent views
+# numba reads its cache folder once, when first imported (by umap, lazily): set it before that.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(sandbox.numba_cache_dir()))
+
+# A zoo model ships its latent page's first view (``explore.projection_arrays``, in derived.npz):
+# points and scores load in milliseconds, so that view runs no demo-set inference. Anything that
+# needs the latents themselves (neighbours, another class plane, an image's posterior) computes
+# them on first use, as for models outside the zoo.
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def derived_arrays(path: str, mtime: float) -> dict[str, np.ndarray]:
+    """``zoo.derived`` of the zoo model at ``path``; empty for other models, and for a zoo model
+    whose derived.npz is missing or damaged (its views are then computed, as before)."""
+    name = zoo.name_of(path, zoo.PRETRAINED_DIR)
+    if name is None:
+        return {}
+    try:
+        return zoo.derived(name)
+    except ibinn.CheckpointError:
+        return {}
+
+
+def scores_of(entry: ModelEntry) -> explore.PointScores:
+    """Per-image scores of ``entry`` on its demo set: shipped, else from the demo-set pass."""
+    data = demo_of(entry)
+    scores = explore.shipped_scores(derived_arrays(entry.path, entry.mtime), data.labels.numpy(),
+                                    entry.image_shape)
+    return scores if scores is not None else explore.PointScores.of(view_of(entry))
+
+
+def default_plane(entry: ModelEntry) -> tuple[int, int, int]:
+    """The class plane shown first: the two classes ``entry`` confuses most, and the class most
+    confused with either (``explore.most_confused_triple``)."""
+    scores = scores_of(entry)
+    n_classes = len(demo_of(entry).classes)
+    return explore.most_confused_triple(
+        explore.confusion_matrix(scores.labels, scores.predicted, n_classes))
+
+
+def points_of(entry: ModelEntry, method: str, classes: tuple[int, ...] | None = None
+              ) -> tuple[explore.Projection, np.ndarray, np.ndarray]:
+    """Like :func:`projection_of`, from the shipped arrays where the zoo ships this view (its
+    projection then names the axes but places no new latents)."""
+    arrays = derived_arrays(entry.path, entry.mtime)
+    shipped_plane = tuple(int(k) for k in arrays.get("projection/class-plane/classes", ()))
+    if method != "class-plane" or classes == shipped_plane:
+        found = explore.shipped_projection(arrays, method, demo_of(entry).classes)
+        if found is not None and len(found[1]) == len(demo_of(entry).labels):
+            return found
+    proj, xy, mu_xy = projection_of(entry, method, classes)
+    if method == "class-plane":  # a copy: the cached projection is shared
+        proj = dataclasses.replace(proj, titles=explore.plane_titles(classes, demo_of(entry).classes))
+    return proj, xy, mu_xy
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def neighbours(path: str, mtime: float, family: str, index: int, k: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``explore.nearest_neighbours`` of demo image ``index`` among the demo latents."""
+    return explore.nearest_neighbours(latent_view(path, mtime, family).z, index, k)
+
+
+# --------------------------------------------------------------------------- generative vs discriminative
+# A zoo model ships its OoD-detector scores (``explore.detector_arrays``, in derived.npz), so the
+# "Generative vs discriminative" page opens without running any OoD set through two models.
+
+def family_entries(family: str) -> list[ModelEntry]:
+    """Every model of one demo-set family, IB-INNs and baselines alike (the sidebar lists only
+    IB-INNs)."""
+    return [e for e in all_entries() if e.family == family]
+
+
+def counterpart(entry: ModelEntry, family: str = "cifar10") -> ModelEntry | None:
+    """The IB-INN of ``family`` trained as ``entry`` was (same mode and γ), zoo models first;
+    None when there is none."""
+    same = [e for e in loadable(family_entries(family))
+            if e.mode == entry.mode and e.gamma == entry.gamma]
+    return min(same, key=lambda e: e.source != "zoo", default=None)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def detector_scores(path: str, mtime: float, family: str) -> explore.DetectorScores:
+    """``explore.detector_scores`` of a model on its family's demo set: shipped with zoo models,
+    computed (tens of seconds) for others."""
+    shipped = explore.DetectorScores.from_arrays(derived_arrays(path, mtime))
+    return shipped or explore.detector_scores(load_model(path, mtime), demo_data(family))
+
+
+def detectors_of(entry: ModelEntry) -> explore.DetectorScores:
+    """:func:`detector_scores` of ``entry``, with a spinner for the models that compute them."""
+    demo_of(entry)
+    with st.spinner(f"Scoring the demo set and its OoD sets with {entry.label} (once per model)…"):
+        return detector_scores(entry.path, entry.mtime, entry.family)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def scored_trajectory(path: str, mtime: float, family: str, index: int, transform: str,
+                      strengths: tuple[float, ...], reference_nll_mean: float | None
+                      ) -> explore.Trajectory:
+    """``explore.trajectory`` of demo image ``index`` against a given mean NLL (None for a
+    model without a likelihood): no demo-set pass, unlike :func:`trajectory`."""
+    return explore.trajectory(load_model(path, mtime), demo_data(family).images[index], transform,
+                              np.asarray(strengths), reference_nll_mean)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def classify_against(path: str, mtime: float, image: np.ndarray, reference_nll_mean: float | None
+                     ) -> explore.LatentView:
+    """One uint8 image ``(C, H, W)`` through any classifier, typicality against a given mean NLL."""
+    return explore.summarize(load_model(path, mtime), image[None],
+                             reference_nll_mean=reference_nll_mean)
+
+
+# --------------------------------------------------------------------------- the paper's claims
+@st.cache_data(ttl=5, show_spinner=False)  # as scan_models: a re-evaluated card shows up soon
+def zoo_claims(family: str) -> tuple[str, str]:
+    """The paper's claims checked on the zoo cards of ``family`` as a Markdown table
+    (:mod:`ibinn.claims`; empty when the zoo has no card of it), and a note when some of its cards
+    predate Table 1's conventions."""
+    from ibinn import claims  # here: only the γ page needs it
+
+    cards = [c for c in zoo.list_models() if c.family == family]
+    if not cards:
+        return "", ""
+    return claims.markdown_claims(claims.check_claims(cards, family)), claims.stale_note(cards, family)

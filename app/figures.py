@@ -8,6 +8,7 @@ second each on a slow CPU, which adds up on every rerun.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -216,20 +217,33 @@ def trajectory_animation(xy: np.ndarray, labels: np.ndarray, classes: Sequence[s
     fig.update_yaxes(range=[lo[1], hi[1]], title_text=axis_titles[1], row=1, col=2)
     fig.update_xaxes(showticklabels=False, row=1, col=1)
     fig.update_yaxes(showticklabels=False, row=1, col=1)
-    fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=40, b=10),
-        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.08, xanchor="left",
+    fig.update_layout(height=height + 70, margin=dict(l=10, r=10, t=40, b=110),
+                      **_player(steps, f"{strength_label}: "))
+    return fig
+
+
+def _player(steps: list[dict], prefix: str | None, active: int = 0, frame_ms: int = 400,
+            from_start: bool = False, stacked: bool = False) -> dict:
+    """Layout of an animation's play / pause buttons and its slider of ``steps`` (one
+    ``method="animate"`` step per frame), below the plot; ``prefix`` of the slider's current
+    label (None: no current label shown); ``active``: the slider's start;
+    ``from_start``: Play always starts at the first frame (else where the slider is);
+    ``stacked``: the slider across the whole width, clear of an x-axis title, and the buttons
+    under it (for a narrow figure, where beside it they would cover its start)."""
+    slider_at = dict(x=0.0, y=-0.1, len=1.0) if stacked else dict(x=0.16, y=-0.04, len=0.84)
+    return dict(
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.3 if stacked else -0.08,
+                          xanchor="left",
                           yanchor="top", showactive=False, buttons=[
                               dict(label="▶ Play", method="animate", args=[None, dict(
-                                  frame=dict(duration=400, redraw=True), fromcurrent=True,
+                                  frame=dict(duration=frame_ms, redraw=True),
+                                  fromcurrent=not from_start,
                                   transition=dict(duration=0))]),
                               dict(label="❚❚ Pause", method="animate", args=[[None], dict(
                                   mode="immediate", frame=dict(duration=0, redraw=False))])])],
-        sliders=[dict(active=0, steps=steps, x=0.16, y=-0.04, len=0.84,
-                      currentvalue=dict(prefix=f"{strength_label}: ", xanchor="right"),
-                      pad=dict(t=30))])
-    fig.update_layout(margin=dict(b=110), height=height + 70)
-    return fig
+        sliders=[dict(active=active, steps=steps, **slider_at,
+                      currentvalue=dict(prefix=prefix or "", xanchor="right",
+                                        visible=prefix is not None), pad=dict(t=30))])
 
 
 def trajectory_curves(strengths: np.ndarray, series: dict[str, np.ndarray],
@@ -292,16 +306,126 @@ def histograms(values: dict[str, np.ndarray], x_title: str, title: str = "",
     return fig
 
 
-def training_curves(history: list[dict], keys: dict[str, str]) -> go.Figure:
-    """Live training curves: one panel per key (e.g. loss, accuracy, bits/dim) vs step."""
-    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=list(keys.values()),
-                        horizontal_spacing=0.07)
-    for i, key in enumerate(keys, start=1):
+def training_curves(history: list[dict], keys: dict[str, str], per_row: int | None = None
+                    ) -> go.Figure:
+    """Live training curves: one panel per key (e.g. loss, accuracy, bits/dim) vs step, in one
+    row or ``per_row`` panels a row."""
+    cols = per_row or len(keys)
+    rows = math.ceil(len(keys) / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(keys.values()),
+                        horizontal_spacing=0.07, vertical_spacing=0.45 / rows)
+    for i, key in enumerate(keys):
+        at = dict(row=i // cols + 1, col=i % cols + 1)
         pts = [(h["step"], h[key]) for h in history if h.get(key) is not None and "step" in h]
         if pts:
             x, y = zip(*pts, strict=True)
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", showlegend=False,
-                                     marker=dict(size=4)), row=1, col=i)
-        fig.update_xaxes(title_text="step", row=1, col=i)
-    fig.update_layout(height=280, margin=dict(l=10, r=10, t=40, b=10))
+                                     marker=dict(size=4)), **at)
+        fig.update_xaxes(title_text="step", **at)
+    fig.update_layout(height=280 * rows, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def latent_forming(xy: np.ndarray, mu_xy: np.ndarray, labels: np.ndarray, classes: Sequence[str],
+                   steps: np.ndarray, accuracy: np.ndarray, height: int = 520) -> go.Figure:
+    """The latent space forming during training: one frame per snapshot (images as points
+    coloured by true class, class means as stars), with play / pause and a slider of steps; it
+    opens on the last frame. Arrays as :func:`ibinn.train.load_snapshots` gives them, aligned by
+    :func:`ibinn.explore.align_frames`; the axes hold every frame, so motion reads as motion.
+    Play runs from the first frame (the untrained model)."""
+    n_frames = len(steps)
+    colours = [class_color(k) for k in range(len(classes))]
+
+    def traces(i: int) -> list[go.Scatter]:
+        points = [go.Scatter(x=xy[i, labels == k, 0], y=xy[i, labels == k, 1], mode="markers",
+                             name=name, hovertemplate=f"{name}<extra></extra>",
+                             marker=dict(size=5, color=colours[k], opacity=0.6))
+                  for k, name in enumerate(classes)]
+        # the means carry the class names: no legend, so that a narrow column keeps its plot
+        return points + [go.Scatter(x=mu_xy[i, :, 0], y=mu_xy[i, :, 1], mode="markers+text",
+                                    name="μ_y", text=list(classes), textposition="top center",
+                                    textfont=dict(size=10), hovertemplate="μ of %{text}<extra></extra>",
+                                    marker=dict(size=14, symbol="star", color=colours,
+                                                line=dict(width=1, color="black")))]
+
+    def title(i: int) -> dict:
+        return dict(text=f"step {int(steps[i])} · held-out accuracy {accuracy[i]:.0%}", x=0.01)
+
+    last = n_frames - 1
+    fig = go.Figure(traces(last))
+    fig.frames = [go.Frame(name=str(i), data=traces(i), layout=dict(title=title(i)))
+                  for i in range(n_frames)]
+    every = math.ceil(n_frames / 6)  # about six step numbers under the slider: more would overlap
+    slider = [dict(method="animate", label=str(int(steps[i])) if i % every == 0 or i == last else "",
+                   args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                        transition=dict(duration=0))])
+              for i in range(n_frames)]
+    x_range, y_range = shared_ranges(xy.reshape(-1, 2)[np.isfinite(xy.reshape(-1, 2)).all(1)],
+                                       mu_xy.reshape(-1, 2))
+    fig.update_layout(height=height + 110, margin=dict(l=10, r=10, t=40, b=150), showlegend=False,
+                      title=title(last),
+                      xaxis=dict(range=x_range, title="PC 1 of μ_y"),
+                      yaxis=dict(range=y_range, title="PC 2 of μ_y"),
+                      **_player(slider, None, active=last, frame_ms=300, from_start=True, stacked=True))
+    return fig
+
+
+# --------------------------------------------------------------------------- latent-space questions
+
+def confusion_heatmap(counts: np.ndarray, classes: Sequence[str], height: int = 480) -> go.Figure:
+    """A confusion matrix ``(K, K)`` (rows: true class, columns: predicted) as a heatmap with its
+    counts written in; the colour shows each count as a share of its row, so that rare classes'
+    mistakes read as clearly as common ones'."""
+    counts = np.asarray(counts)
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    names = list(classes)
+    fig = go.Figure(go.Heatmap(
+        z=share, x=names, y=names, text=counts, texttemplate="%{text}", colorscale="Blues",
+        zmin=0, zmax=1, colorbar=dict(title="share of row", tickformat=".0%"),
+        hovertemplate="true %{y}, predicted %{x}: %{text} images (%{z:.1%} of the row)"
+                      "<extra></extra>"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(title="predicted class", side="top"),
+                      yaxis=dict(title="true class", autorange="reversed"))
+    return fig
+
+
+def versus_curves(strengths: np.ndarray, series: dict[str, dict[str, np.ndarray]],
+                  bands: dict[str, tuple[float, float]], strength_label: str,
+                  missing: dict[str, str], height: int = 520) -> go.Figure:
+    """Scores of several models against one distortion's strength, a 2 × 2 grid of panels.
+
+    ``series`` maps a model to its panels (name → values per strength); a panel whose values are
+    all NaN for a model says ``missing[panel]`` for it in words inside the panel, e.g. that a
+    discriminative model has no likelihood, instead of staying blank. ``bands`` shades a panel's
+    in-distribution range.
+    """
+    panels = list(dict.fromkeys(name for scores in series.values() for name in scores))
+    fig = make_subplots(rows=2, cols=2, subplot_titles=panels, horizontal_spacing=0.1,
+                        vertical_spacing=0.2)
+    shapes, notes = [], []
+    for i, panel in enumerate(panels, start=1):
+        row, col = (i - 1) // 2 + 1, (i - 1) % 2 + 1
+        absent = []
+        for j, (model, scores) in enumerate(series.items()):
+            values = np.asarray(scores.get(panel, np.full(len(strengths), np.nan)), dtype=np.float64)
+            if np.isnan(values).all():
+                absent.append(model)
+                continue
+            fig.add_trace(go.Scatter(
+                x=strengths, y=values, mode="lines+markers", name=model, legendgroup=model,
+                showlegend=i == 1, line=dict(color=class_color(j), dash="dash" if j else "solid"),
+                hovertemplate=f"{model}<br>{strength_label} %{{x:.3g}}<br>{panel} %{{y:.3g}}"
+                              "<extra></extra>"), row=row, col=col)
+        if panel in bands:
+            shapes.append(hband(*bands[panel], i, fillcolor="green", opacity=0.15))
+        if absent:
+            notes.append(dict(text="<br>".join(f"{m}: {missing.get(panel, 'not available')}"
+                                               for m in absent),
+                              xref=f"{_axis('x', i)} domain", yref=f"{_axis('y', i)} domain",
+                              x=0.5, y=0.95, showarrow=False, font=dict(size=11, color="grey")))
+        fig.update_xaxes(title_text=strength_label, row=row, col=col)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), shapes=shapes,
+                      annotations=[*fig.layout.annotations, *notes],
+                      legend=dict(orientation="h", y=1.12))
     return fig

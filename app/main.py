@@ -29,6 +29,7 @@ PAGES = [
     st.Page("views/sampling.py", title="Sampling", icon=":material/casino:"),
     st.Page("views/ood.py", title="OoD trajectories", icon=":material/trending_up:"),
     st.Page("views/gamma.py", title="γ comparison", icon=":material/show_chart:"),
+    st.Page("views/versus.py", title="Generative vs discriminative", icon=":material/compare:"),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/your_image.py", title="Your image", icon=":material/image:"),
 ]

@@ -57,3 +57,9 @@ def allowed_path(text: str, what: str = "path") -> Path:
     if any(resolved == root or resolved.is_relative_to(root) for root in roots):
         return resolved
     raise refusal
+
+
+def numba_cache_dir() -> Path:
+    """Where numba keeps the machine code it compiles for UMAP, so that a restarted server loads
+    it instead of compiling again: inside the runs folder, which the server may write."""
+    return runs_dir() / "cache" / "numba"

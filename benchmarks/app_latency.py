@@ -30,7 +30,7 @@ from pathlib import Path
 APP = Path(__file__).resolve().parent.parent / "app" / "main.py"
 PAGES = {"Models": "models", "Latent space": "latent", "Interpolation": "interpolation",
          "Sampling": "sampling", "OoD trajectories": "ood", "γ comparison": "gamma", "Train": "train",
-         "Your image": "your_image"}
+         "Your image": "your_image", "Generative vs discriminative": "versus"}
 FIRST_RENDER_TARGET, INTERACTION_TARGET = 5.0, 1.0
 
 
@@ -99,6 +99,8 @@ def interaction(page: str, change: Callable, values: list) -> tuple[Timing, Timi
 
 
 def interactions(repeat: int, umap: bool) -> list[tuple[str, Timing, Timing]]:
+    from ibinn import zoo
+
     def alternate(a, b) -> list:
         return [a if i % 2 == 0 else b for i in range(repeat + 1)]
 
@@ -114,9 +116,23 @@ def interactions(repeat: int, umap: bool) -> list[tuple[str, Timing, Timing]]:
         ("Latent space: colour by true / predicted class",
          *interaction("latent", lambda at, v: at.radio(key="latent_color").set_value(v),
                       alternate("predicted class", "true class"))),
+        ("Latent space: plane through three class means ↔ PCA of μ_y",
+         *interaction("latent", lambda at, v: at.radio(key="latent_projection").set_value(v),
+                      alternate("class-plane", "pca-means"))),
+        ("Latent space: confusion matrix (first: open it; warm: another true class)",
+         *interaction("latent", lambda at, v: at.radio(key="latent_question").set_value("confusion")
+                      if v is None else at.selectbox(key="latent_cm_true").set_value(v),
+                      [None, *(1 + i % 9 for i in range(repeat))])),
+        ("Latent space: nearest neighbours (first: open, the demo latents; warm: another image)",
+         *interaction("latent", lambda at, v: at.radio(key="latent_question").set_value("neighbours")
+                      if v is None else at.number_input(key="latent_nn_index").set_value(v),
+                      [None, *(10 + i for i in range(repeat))])),
         ("Sampling: change temperature (new samples each time)",
          *interaction("sampling", lambda at, v: at.slider(key="sample_temperature").set_value(v),
                       [0.5 + 0.05 * i for i in range(repeat + 1)])),
+        ("Sampling: independent noise per class on / off",
+         *interaction("sampling", lambda at, v: at.toggle(key="sample_independent").set_value(v),
+                      alternate(True, False))),
         ("OoD: change the largest strength α / amplitude (new trajectory)",
          *interaction("ood", lambda at, v: next(s for s in at.slider if s.key.startswith("ood_max_"))
                       .set_value(v), [0.2 + 0.02 * i for i in range(repeat + 1)])),
@@ -132,13 +148,29 @@ def interactions(repeat: int, umap: bool) -> list[tuple[str, Timing, Timing]]:
         ("Your image: change the demo image",
          *interaction("your_image", lambda at, v: at.selectbox(key="yours_demo_class").set_value(v),
                       [1 + i % 9 for i in range(repeat + 1)])),
+        ("Generative vs discriminative: change the largest strength (two new trajectories)",
+         *interaction("versus", lambda at, v: next(s for s in at.slider
+                                                   if s.key.startswith("versus_max_")).set_value(v),
+                      [0.2 + 0.02 * i for i in range(repeat + 1)])),
+        ("Generative vs discriminative: change the image (two new trajectories)",
+         *interaction("versus", lambda at, v: at.selectbox(key="versus_image_class").set_value(v),
+                      [1 + i % 9 for i in range(repeat + 1)])),
     ]
+    # the zoo's discriminative models of the default's data set: the ResNet (the page's default) first
+    baselines = sorted((c.name for c in zoo.list_models() if default and c.kind != "ibinn"
+                        and c.family == default.split("/")[0]), key=lambda name: "resnet" not in name)
+    if len(baselines) > 1:
+        rows.append(("Generative vs discriminative: switch the discriminative baseline "
+                     "(first: load it)",
+                     *interaction("versus", lambda at, v: at.selectbox(key="versus_discriminative")
+                                  .set_value(v), alternate(*baselines[1::-1]))))
     if others:
         rows.insert(2, ("Latent space: change model (sidebar; first: load + run the demo set)",
                         *interaction("latent", lambda at, v: at.multiselect(key="selected_models")
                                      .set_value([v]), alternate(others[0], default))))
     if umap:
-        rows.append(("Latent space: UMAP (first: fit, numba compilation included)",
+        rows.append(("Latent space: UMAP (shipped with zoo models; else first: fit, numba "
+                     "compilation included)",
                      *interaction("latent", lambda at, v: at.radio(key="latent_projection").set_value(v),
                                   alternate("umap", "pca-means"))))
     return rows

@@ -25,27 +25,38 @@ No browser is involved: each session speaks Streamlit's own protocol, the one th
 
 Each N runs on a fresh server (``$IBINN_RUNS`` in a temporary folder, so jobs write there):
 warm-up (one session tours every page, caches fill: not counted), **idle** (every session tours
-the 8 pages ``--tours`` times, then uploads a 28×28 grey PNG on *Your image*), **submit**
+the pages ``--tours`` times, then uploads a 28×28 grey PNG on *Your image*), **submit**
 (session 0 queues a long job, ``--long-epochs``; once it runs, every session submits a short one
 on *Train*), **busy** (the tours again while a job trains), **leak check** (every session re-renders
 *Train*: no session may receive another session's job name). Sessions pause ``--think`` seconds
-before each click, as users do. Reported: p50 / p95 page latency per phase; CPU seconds per phase
-of the server and of every process it started, e.g. training workers (``/proc/<pid>/stat`` of its
-process group); exception elements and error alerts per session; refusals (an error or warning
-mentioning "limit": the job limits, a result and not an error); leaks. The exit status is non-zero
+before each click, as users do (± ``--jitter``, seeded, so that they do not click in lockstep:
+with equal pauses, N sessions ask for each page at the same instant and every view waits for the
+N − 1 others, which no group of people does). The pages are those of ``PAGES`` in app/main.py (read from its
+source: a page added there is toured too). Reported, as Markdown tables: p50 / p95 latency per page
+and over all pages, per phase; CPU seconds per phase of the server and of every process it started,
+e.g. training workers (``/proc/<pid>/stat`` of its process group), and the server's CPU seconds per
+page view (each page's own when one session runs); with several N, a summary comparing them and
+the ratio of p95 at the largest N to p95 at the smallest (issue 18 asks for at most 4); exception
+elements and error alerts per session; refusals (an error or warning mentioning "limit": the job
+limits, a result and not an error); leaks. The exit status is non-zero
 when a leak, an exception element or a failed session (timeout, protocol error) was seen. The
 server is always stopped, also on Ctrl-C.
+
+``--profile DIR`` samples the server with py-spy during the no-job phase (collapsed stacks, one file
+per N): how the findings of the README's "Under load" section were made.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import contextlib
 import inspect
 import io
 import math
 import os
+import random
 import re
 import secrets
 import shutil
@@ -59,7 +70,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +82,7 @@ from streamlit.proto.Common_pb2 import FileURLs
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.NumberInput_pb2 import NumberInput
 from streamlit.proto.WidgetStates_pb2 import WidgetState
+from streamlit.source_util import page_icon_and_name
 
 # Streamlit 1.67 serves with uvicorn / Starlette and depends on `websockets` (tornado is no longer
 # installed with it), so the client uses `websockets` too: no extra dependency.
@@ -82,10 +94,44 @@ except ImportError:  # pragma: no cover
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app" / "main.py"
 HOST = "127.0.0.1"  # the only address this benchmark ever connects to
-#: page label → url path sent as ClientState.page_name (the default page's path is "": a request
-#: for "models" would be answered with page_not_found and the default page)
-PAGES = {"models": "", "latent": "latent", "interpolation": "interpolation", "sampling": "sampling",
-         "ood": "ood", "gamma": "gamma", "train": "train", "your_image": "your_image"}
+
+
+class ProtocolError(RuntimeError):
+    """The server did not answer as the protocol says, or the page lacks what a step needs."""
+
+
+def app_pages(main: Path = APP) -> dict[str, str]:
+    """Page label → url path (``ClientState.page_name``) of every ``st.Page`` in ``main``'s ``PAGES``
+    list, read from its source, so that a page added there is toured without editing this file.
+
+    The label is the page file's stem; the path is the ``url_path`` given, else what Streamlit infers
+    from the file name, and ``""`` for the default page (a request for its own name would be
+    answered with page_not_found and the default page).
+
+    >>> app_pages()["models"], app_pages()["latent"]
+    ('', 'latent')
+    """
+    tree = ast.parse(main.read_text(), str(main))
+    lists = [node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+             and any(isinstance(t, ast.Name) and t.id == "PAGES" for t in node.targets)
+             and isinstance(node.value, ast.List)]
+    if len(lists) != 1:
+        raise ProtocolError(f"{main} has no single `PAGES = [st.Page(...), ...]` list")
+    pages: dict[str, str] = {}
+    for call in lists[0].elts:
+        if not (isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Constant)):
+            raise ProtocolError(f"{main}: PAGES holds something other than st.Page(\"<file>\", ...)")
+        keywords = {k.arg: ast.literal_eval(k.value) for k in call.keywords
+                    if k.arg in ("url_path", "default")}
+        file = Path(str(call.args[0].value))
+        inferred = page_icon_and_name(file)[1]
+        path = "" if keywords.get("default") else str(keywords.get("url_path") or inferred).strip("/")
+        pages[file.stem] = path
+    return pages
+
+
+#: page label → url path, in the sidebar's order
+PAGES = app_pages()
 UPLOAD_PAGE, UPLOAD_KEY = "your_image", "yours_upload"
 TRAIN_PAGE, SUBMIT_LABEL = "train", "Start training"
 NO_UPLOAD_TEXT = b"No image uploaded"  # what Your image says when its uploader is empty
@@ -97,10 +143,6 @@ HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 WS_OPTIONS: dict[str, Any] = {"max_size": None, "ping_interval": None}
 if "proxy" in inspect.signature(ws_connect).parameters:  # websockets >= 15 reads $https_proxy
     WS_OPTIONS["proxy"] = None
-
-
-class ProtocolError(RuntimeError):
-    """The server did not answer as the protocol says, or the page lacks what a step needs."""
 
 
 # --------------------------------------------------------------------------- one page run
@@ -154,8 +196,10 @@ def _scan_element(element: Any, run: Run) -> None:
 class Session:
     """One simulated browser tab: a websocket speaking BackMsg / ForwardMsg."""
 
-    def __init__(self, name: str, port: int, timeout: float, think: float = 0.0):
+    def __init__(self, name: str, port: int, timeout: float, think: float = 0.0, jitter: float = 0.0):
         self.name, self.port, self.timeout, self.think = name, port, timeout, think
+        self.jitter = jitter
+        self._rng = random.Random(name)  # seeded: the same pauses on every run
         self.session_id = ""
         self.query_string = ""
         self.xsrf = ""
@@ -179,9 +223,10 @@ class Session:
         return ""
 
     async def pause(self) -> None:
-        """A user's pause before the next click (also lets the last run's post-script GC end)."""
+        """A user's pause before the next click: ``think`` seconds, drawn from
+        ``think × [1 − jitter, 1 + jitter]`` so that sessions do not click in lockstep, as people don't."""
         if self.think > 0:
-            await asyncio.sleep(self.think)
+            await asyncio.sleep(self.think * self._rng.uniform(1 - self.jitter, 1 + self.jitter))
 
     async def close(self) -> None:
         if self._ws is not None:
@@ -418,6 +463,30 @@ class Server:
                 continue
 
 
+@contextlib.contextmanager
+def profiled(server: Server, out: Path | None) -> Iterator[None]:
+    """Sample the server's Python stacks with py-spy while the block runs (nothing when ``out`` is
+    None), into ``out`` as collapsed stacks: one ``frame;frame;... count`` line per distinct stack,
+    readable by flamegraph tools or ``sort -k2 -n``. ``--nonblocking``: the server is never paused."""
+    if out is None or server.proc is None:
+        yield
+        return
+    if shutil.which("py-spy") is None:
+        raise SystemExit("--profile needs py-spy (pip install py-spy)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.proc.pid), "--nonblocking",
+                            "--rate", "50", "--format", "raw", "--output", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file when interrupted
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+
+
 # --------------------------------------------------------------------------- bookkeeping
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (numpy's default); nan for no values."""
@@ -433,19 +502,50 @@ def percentile(values: Sequence[float], q: float) -> float:
 @dataclass
 class Phase:
     name: str
+    sessions: int = 1  #: sessions running at once; with one, each view's server CPU is its own
     times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    #: server-process CPU seconds spent while each view ran (a view's own only when sessions == 1)
+    cpu_views: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     wall: float = 0.0
     cpu: float = 0.0  #: the server and every process it started (training workers)
     cpu_server: float = 0.0  #: the server process alone
+    server: Server | None = None  #: set while measuring
 
     @contextlib.contextmanager
     def measure(self, server: Server) -> Iterator[None]:
+        self.server = server
         wall, (own, total) = time.perf_counter(), server.cpu()
         try:
             yield
         finally:
             own2, total2 = server.cpu()
             self.wall, self.cpu, self.cpu_server = time.perf_counter() - wall, total2 - total, own2 - own
+            self.server = None
+
+    async def view(self, label: str, request: Awaitable[Run]) -> Run:
+        """Await one page view, recording its latency and the server's CPU time meanwhile."""
+        cpu = self.server.cpu()[0] if self.server else math.nan
+        run = await request
+        self.times[label].append(run.seconds)
+        if self.server:
+            self.cpu_views[label].append(self.server.cpu()[0] - cpu)
+        return run
+
+    def cpu_per_view(self, label: str) -> float:
+        """Mean server CPU seconds of a ``label`` view; nan where views overlapped (sessions > 1)."""
+        views = self.cpu_views.get(label, [])
+        return sum(views) / len(views) if views and self.sessions == 1 else math.nan
+
+    def views(self) -> int:
+        return sum(len(self.times[p]) for p in PAGES if p in self.times)
+
+    def cpu_per_page_view(self) -> float:
+        """Mean server CPU seconds of a page view: their own with one session, else the phase's
+        server CPU over its page views (then also counting its uploads and submissions)."""
+        if self.sessions == 1:
+            views = [x for p in PAGES for x in self.cpu_views.get(p, [])]
+            return sum(views) / len(views) if views else math.nan
+        return self.cpu_server / self.views() if self.views() else math.nan
 
 
 @dataclass
@@ -483,6 +583,8 @@ class Options:
     epochs: float
     long_epochs: float
     warmup: bool
+    profile: Path | None = None  #: folder for py-spy profiles of the server (no-job phase)
+    jitter: float = 0.0  #: think times vary by ± this fraction
 
 
 VERBOSE = False
@@ -499,9 +601,8 @@ async def tour(session: Session, tally: Tally, phase: Phase, tours: int) -> None
     for _ in range(tours):
         for label, path in PAGES.items():
             await session.pause()
-            run = tally.add(await session.rerun(path))
+            run = tally.add(await phase.view(label, session.rerun(path)))
             log(session, label, run)
-            phase.times[label].append(run.seconds)
 
 
 async def upload(session: Session, tally: Tally, phase: Phase, png: bytes) -> None:
@@ -588,7 +689,7 @@ async def scenario(server: Server, n: int, opt: Options) -> Result:
     port, png, tag = server.port, demo_png(), secrets.token_hex(3)
     warmup, warm = Phase("warm-up (1 session, cold caches)"), Tally("warm")
     if opt.warmup:
-        session = Session("warm", port, opt.timeout, opt.think)
+        session = Session("warm", port, opt.timeout, opt.think, opt.jitter)
 
         async def warm_tour() -> None:
             await session.connect()
@@ -600,10 +701,10 @@ async def scenario(server: Server, n: int, opt: Options) -> Result:
         finally:
             await session.close()
 
-    sessions = [Session(f"s{i}", port, opt.timeout, opt.think) for i in range(n)]
+    sessions = [Session(f"s{i}", port, opt.timeout, opt.think, opt.jitter) for i in range(n)]
     tallies = [Tally(s.name) for s in sessions]
-    idle, submitting = Phase("no job running"), Phase("submit")
-    busy, leaks = Phase("job running"), Phase("leak check")
+    idle, submitting = Phase("no job running", n), Phase("submit", n)
+    busy, leaks = Phase("job running", n), Phase("leak check", n)
     try:
         await all_sessions(tallies, [s.connect() for s in sessions])
 
@@ -611,7 +712,8 @@ async def scenario(server: Server, n: int, opt: Options) -> Result:
             await tour(s, t, idle, opt.tours)
             await upload(s, t, idle, png)
 
-        with idle.measure(server):
+        profile = opt.profile / f"server-N{n}-no-job.txt" if opt.profile else None
+        with idle.measure(server), profiled(server, profile):
             await all_sessions(tallies, [idle_steps(s, t) for s, t in zip(sessions, tallies, strict=True)])
 
         long_job = f"load-{tallies[0].name}-long-{tag}"
@@ -663,27 +765,79 @@ async def scenario(server: Server, n: int, opt: Options) -> Result:
 
 
 # --------------------------------------------------------------------------- report
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table, the first column left-aligned and the others right-aligned.
+
+    >>> markdown_table(["page", "p50 s"], [["models", "0.12"]])
+    ['| page | p50 s |', '|---|---:|', '| models | 0.12 |']
+    """
+    return [f"| {' | '.join(header)} |", "|---|" + "---:|" * (len(header) - 1),
+            *(f"| {' | '.join(row)} |" for row in rows)]
+
+
+def _num(value: float, digits: int = 2) -> str:
+    return "–" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def page_times(phase: Phase) -> list[float]:
+    """Every page view's latency in ``phase`` (uploads and submissions are not page views)."""
+    return [x for p in PAGES for x in phase.times.get(p, [])]
+
+
 def phase_table(phase: Phase) -> list[str]:
+    """A phase's heading line and its Markdown table: p50 / p95 / max latency per page and over all
+    pages, with the server's CPU seconds per view (measured per page when one session ran, else the
+    phase's CPU time over its page views)."""
     cores = phase.cpu / phase.wall if phase.wall else math.nan
     lines = [f"{phase.name}: wall {phase.wall:.1f} s, server CPU {phase.cpu:.1f} s = {cores:.2f} cores "
              f"(server process {phase.cpu_server:.1f} s + its child processes "
-             f"{phase.cpu - phase.cpu_server:.1f} s)",
-             f"  {'page':<22}{'p50 s':>8}{'p95 s':>8}{'max s':>8}{'n':>5}"]
-    pages = [p for p in PAGES if p in phase.times]
-    for label in pages + [k for k in phase.times if k not in PAGES]:
-        t = phase.times[label]
-        lines.append(f"  {label:<22}{percentile(t, 50):8.2f}{percentile(t, 95):8.2f}{max(t):8.2f}{len(t):5d}")
-    if len(pages) > 1:
-        t = [x for p in pages for x in phase.times[p]]
-        lines.append(f"  {'ALL PAGES':<22}{percentile(t, 50):8.2f}{percentile(t, 95):8.2f}"
-                     f"{max(t):8.2f}{len(t):5d}")
-    return lines
+             f"{phase.cpu - phase.cpu_server:.1f} s)", ""]
+    labels = [p for p in PAGES if p in phase.times] + [k for k in phase.times if k not in PAGES]
+    rows = [[label, _num(percentile(t, 50)), _num(percentile(t, 95)), _num(max(t)), str(len(t)),
+             _num(phase.cpu_per_view(label), 3)] for label in labels for t in [phase.times[label]]]
+    if phase.views() > 1:
+        t = page_times(phase)
+        rows.append(["**all pages**", _num(percentile(t, 50)), _num(percentile(t, 95)), _num(max(t)),
+                     str(len(t)), _num(phase.cpu_per_page_view(), 3)])
+    return lines + markdown_table(["page", "p50 s", "p95 s", "max s", "views", "server CPU s/view"],
+                                  rows) + [""]
+
+
+def summary(results: Sequence[Result]) -> list[str]:
+    """Markdown tables comparing the session counts: per page p50 / p95 in each phase without and
+    with a job training, each phase's server CPU time, and the ratio of p95 latency (all pages) at
+    the largest N to that at the smallest, the figure issue 18 bounds (target ≤ 4)."""
+    out: list[str] = []
+    for index, name in ((0, "no job running"), (2, "job running")):
+        header = ["page"] + [f"N={r.n} {q}" for r in results for q in ("p50", "p95")]
+        rows = [[label] + [_num(percentile(r.phases[index].times.get(label, []), q))
+                           for r in results for q in (50, 95)] for label in PAGES]
+        rows.append(["**all pages**"] + [_num(percentile(page_times(r.phases[index]), q))
+                                         for r in results for q in (50, 95)])
+        out += [f"Page latency (s), {name}:", "", *markdown_table(header, rows), ""]
+    rows = [[str(r.n), phase.name, _num(percentile(page_times(phase), 50)),
+             _num(percentile(page_times(phase), 95)), str(phase.views()), _num(phase.cpu, 1),
+             _num(phase.cpu_per_page_view(), 3),
+             _num(phase.wall, 1), _num(phase.cpu / phase.wall if phase.wall else math.nan)]
+            for r in results for phase in (r.phases[0], r.phases[2])]
+    out += ["Over all pages, with the server's CPU time (its process and its job workers; CPU per view "
+            "counts the server process alone):", "",
+            *markdown_table(["N sessions", "phase", "p50 s", "p95 s", "pages", "server CPU s",
+                             "CPU s/view", "wall s", "cores"], rows), ""]
+    low, high = min(results, key=lambda r: r.n), max(results, key=lambda r: r.n)
+    for index in (0, 2):
+        p95_low = percentile(page_times(low.phases[index]), 95)
+        p95_high = percentile(page_times(high.phases[index]), 95)
+        out.append(f"p95 at N = {high.n} / p95 at N = {low.n}, {low.phases[index].name}: "
+                   f"{_num(p95_high)} / {_num(p95_low)} = {_num(p95_high / p95_low, 1)}×")
+    return out
 
 
 def report(result: Result, opt: Options) -> list[str]:
     n = result.n
     out = [f"=== {n} session{'s' * (n != 1)}, {opt.tours} tour{'s' * (opt.tours != 1)} each, "
-           f"{opt.think:g} s think time (Streamlit {streamlit.__version__}, {os.cpu_count()} CPUs) ==="]
+           f"{opt.think:g} s ± {100 * opt.jitter:g} % think time (Streamlit {streamlit.__version__}, "
+           f"{os.cpu_count()} CPUs) ==="]
     if result.warmup.times:
         w = result.warmup
         out.append(f"{w.name}: {w.wall:.1f} s, server CPU {w.cpu:.1f} s; "
@@ -758,10 +912,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(a page, an upload, a submission, the server start; default 300)")
     parser.add_argument("--think", type=float, default=1.0, help="seconds a session waits before each "
                         "click, as a user would (default 1; 0 = back to back)")
+    parser.add_argument("--jitter", type=float, default=0.5, help="think times vary uniformly by ± this "
+                        "fraction, seeded, so sessions do not click in lockstep (default 0.5; 0 = lockstep)")
     parser.add_argument("--epochs", type=float, default=0.2, help="epochs of each session's job (0.2)")
     parser.add_argument("--long-epochs", type=float, default=20, help="epochs of the job that trains "
                         "during the busy phase (default 20: it must outlast the busy tours)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the uncounted warm-up tour")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="sample the server with py-spy "
+                        "during the no-job phase; collapsed stacks go to DIR/server-N<n>-no-job.txt")
     parser.add_argument("--keep", action="store_true", help="keep the temporary runs folder and log")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every step as it ends")
     args = parser.parse_args(argv)
@@ -770,20 +928,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = [int(x) for x in args.sessions.split(",") if x.strip()]
     if not counts or min(counts) < 1:
         parser.error("--sessions needs positive numbers")
-    opt = Options(args.tours, args.timeout, args.think, args.epochs, args.long_epochs, not args.no_warmup)
+    if not 0 <= args.jitter <= 1:
+        parser.error("--jitter must lie between 0 and 1")
+    opt = Options(args.tours, args.timeout, args.think, args.epochs, args.long_epochs, not args.no_warmup,
+                  args.profile, args.jitter)
     results = []
     for n in counts:
         result = run_one(n, args.port, opt, args.keep)
         print("\n".join(report(result, opt)), flush=True)
         results.append(result)
     if len(results) > 1:
-        print("=== summary: page latency over all pages (s) ===")
-        print(f"  {'N':>3}  {'phase':<16}{'p50':>7}{'p95':>7}{'n':>5}{'server CPU s':>14}{'wall s':>8}")
-        for r in results:
-            for phase in (r.phases[0], r.phases[2]):
-                t = [x for p in PAGES for x in phase.times.get(p, [])]
-                print(f"  {r.n:>3}  {phase.name:<16}{percentile(t, 50):7.2f}{percentile(t, 95):7.2f}"
-                      f"{len(t):5d}{phase.cpu:14.1f}{phase.wall:8.1f}")
+        print("=== summary ===\n" + "\n".join(summary(results)), flush=True)
     bad = [r.n for r in results if failed(r)]
     if bad:
         print(f"FAILED for N = {', '.join(map(str, bad))}: leaks, exception elements or failed sessions")

@@ -94,6 +94,10 @@ def _add_train(sub) -> None:
                    help="torch.compile the model and loss; auto: for runs estimated at 10 minutes "
                         "or more, where a compiler is present (default %(default)s)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps")
+    p.add_argument("--snapshots", type=int, default=d.snapshots, metavar="FRAMES",
+                   help="keep about this many frames of the latent space forming (IB-INN; "
+                        "snapshots.npz in --out, shown by the dashboard's Train page; "
+                        f"at most {T.MAX_SNAPSHOTS}; default %(default)s: none)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (a fresh start when "
@@ -112,8 +116,8 @@ def _train_config(args) -> T.TrainConfig:
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, sigma=args.sigma, augment=args.augment,
         learn_class_weights=args.learn_class_weights, seed=args.seed, device=args.device,
-        amp=args.amp, compile=args.compile, checkpoint_every=args.checkpoint_every, out=args.out,
-        model_overrides=dict(args.arch))
+        amp=args.amp, compile=args.compile, checkpoint_every=args.checkpoint_every,
+        snapshots=args.snapshots, out=args.out, model_overrides=dict(args.arch))
 
 
 def _deadline(minutes: float | None) -> Callable[[], bool] | None:
@@ -156,8 +160,9 @@ def _add_evaluate(sub) -> None:
                                   "e.g. demo:fashion-mnist for the shipped subset)")
     p.add_argument("--root", help="folder of the torchvision data sets")
     p.add_argument("--ood", nargs="*", help="OoD sets (default: the paper's, or grey counterparts):"
-                                            " rgb-rotation[:α/π], noise[:amp], inverted, drawings, "
-                                            "quickdraw:<path>, cifar10-grey, imagefolder:<dir>, a data set")
+                                            " rgb-rotation[:α/π], noise-gaussian[:σ], noise-uniform[:amp],"
+                                            " inverted, drawings, quickdraw:<path>, cifar10-grey,"
+                                            " imagefolder:<dir>, a data set")
     p.add_argument("--limit", type=int, help="use at most this many test images")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the inference (pays off for full test and OoD sets)")
@@ -234,6 +239,9 @@ def _add_zoo(sub) -> None:
     p.add_argument("--markdown", action="store_true",
                    help="print every card's full Table 1 row and compute as Markdown tables")
     p.add_argument("--dataset", help="only this family (fashion-mnist, cifar10)")
+    p.add_argument("--claims", action="store_true",
+                   help="print the paper's qualitative claims checked on each family's cards "
+                        "(Markdown)")
     p.add_argument("--plot", metavar="FILE",
                    help="draw one family's metric-vs-γ curves (Fig. 6) from its cards to FILE "
                         "(.html: interactive plotly, else PNG)")
@@ -259,6 +267,13 @@ def _add_zoo(sub) -> None:
     derive = zsub.add_parser("derive", help="recompute the arrays shipped beside each model "
                                             "(projections, detector scores) from its weights")
     derive.add_argument("--dataset", help="only this family (fashion-mnist, cifar10)")
+    reevaluate = zsub.add_parser("evaluate", help="re-evaluate every card from its stored weights "
+                                                  "(full test set and demo set), no training")
+    reevaluate.add_argument("--dataset", help="only this family (fashion-mnist, cifar10)")
+    reevaluate.add_argument("--root", help="data folder: torchvision sets in <root>/<name> or "
+                                           "<root>, the cards' image folders by name in <root>")
+    reevaluate.add_argument("--all", action="store_true", dest="everything",
+                            help="also cards already evaluated under the current conventions")
 
 
 def _run_zoo(args) -> int:
@@ -285,6 +300,14 @@ def _run_zoo(args) -> int:
         return 0
     if args.zoo_command == "manifest":
         print(f"written {zoo.write_manifest()}")
+        return 0
+    if args.zoo_command == "evaluate":
+        def report(card) -> None:
+            t = card.metrics["test"]
+            print(f"re-evaluated {card.name}: test error {t['error']:.2f}%, OoD AUC geo-mean "
+                  f"{card.metrics['ood_average']['auc_typicality'] or float('nan'):.2f}", flush=True)
+
+        zoo.reevaluate(args.dataset, args.root, everything=args.everything, on_card=report)
         return 0
     if args.zoo_command == "derive":
         for card in zoo.list_models():
@@ -314,7 +337,11 @@ def _run_zoo(args) -> int:
         print(f"written {path}")
     if args.markdown:
         print(zoo.markdown_report(cards))
-    if args.plot or args.markdown:
+    if args.claims:
+        from . import claims
+
+        print(claims.markdown_report(cards))
+    if args.plot or args.markdown or args.claims:
         return 0
     print(f"{'name':28} {'data':16} {'model':12} {'err %':>6} {'bits/dim':>8} {'ECE %':>6} "
           f"{'OoD AUC %':>9}  compute")

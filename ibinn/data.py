@@ -13,6 +13,9 @@ Names:
 - ``imagefolder:<dir>``: any folder of class sub-folders; ``<dir>/train`` and ``<dir>/test`` are
   the splits when present (this is how the CIFAR-10 (JPEG) copy is read).
 - ``demo:<model-family>``: the 2,000 balanced test images shipped next to the pretrained models.
+  Loaded whole by default; its ``"train"`` split is the first three quarters of each class (in file
+  order) and its ``"test"`` split the last quarter (:data:`DEMO_TEST_SHARE`): fixed, disjoint and
+  class-balanced, so that a model trained on ``demo:`` data is tested on images it never saw.
 
 Preprocessing follows the paper (section 4, appendix E) and its official code: per-channel
 normalisation, uniform dequantisation and Gaussian noise of std ``sigma`` on training inputs,
@@ -20,9 +23,9 @@ label smoothing. The dequantisation noise is centred, ``U(-1/512, 1/512)``, so t
 image ``k/255`` sits at the centre of its training bin.
 
 Example:
-    >>> data = load_dataset("demo:fashion-mnist", split="test")
+    >>> data = load_dataset("demo:fashion-mnist", split="test")  # the held-out quarter of the demo set
     >>> data.images.shape, data.classes[0]
-    (torch.Size([2000, 1, 28, 28]), 'T-shirt/top')
+    (torch.Size([500, 1, 28, 28]), 'T-shirt/top')
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ DATASET_LABELS = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10":
                   "cifar100": "CIFAR-100", "svhn": "SVHN"}
 _MNIST_LIKE = {"fashion-mnist", "mnist"}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+#: Share of each class of a ``demo:`` set held out as its ``"test"`` split (the last images).
+DEMO_TEST_SHARE = 0.25
 
 
 class DataError(ValueError):
@@ -126,22 +131,28 @@ def dataset_names() -> list[str]:
     return [*TORCHVISION_SETS, "imagefolder:<dir>", "demo:<family>"]
 
 
-def load_dataset(name: str, split: str = "train", root: str | Path | None = None,
+def load_dataset(name: str, split: str | None = None, root: str | Path | None = None,
                  download: bool = False) -> ImageData:
     """Load a data set by name into memory.
 
     Args:
         name: see the module docstring.
-        split: ``"train"`` or ``"test"`` (``"all"`` for an ``imagefolder:`` without splits).
+        split: ``"train"`` or ``"test"``; ``"all"`` for an ``imagefolder:`` without splits or a
+            whole ``demo:`` set. Default: the whole set for ``demo:``, else ``"train"``.
         root: folder of the torchvision data sets.
         download: let torchvision download a missing data set (needs network).
+
+    Example:
+        >>> [len(load_dataset("demo:fashion-mnist", s)) for s in (None, "train", "test")]
+        [2000, 1500, 500]
     """
-    if split not in ("train", "test", "all"):
+    if split not in (None, "train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', not {split!r}")
+    if name.startswith("demo:"):
+        return demo_split(load_demo(name.split(":", 1)[1]), split or "all")
+    split = split or "train"
     if name.startswith("imagefolder:"):
         return _load_imagefolder(Path(name.split(":", 1)[1]).expanduser(), split, name)
-    if name.startswith("demo:"):
-        return load_demo(name.split(":", 1)[1])
     if name not in TORCHVISION_SETS:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(dataset_names())}")
     if split == "all":
@@ -254,7 +265,7 @@ def describe_dataset(name: str, root: str | Path | None = None) -> tuple[int, tu
     if name in TORCHVISION_SHAPES:
         return TORCHVISION_SHAPES[name]
     if name.startswith("demo:"):
-        data = load_demo(name.split(":", 1)[1])
+        data = demo_split(load_demo(name.split(":", 1)[1]), "train")
         return len(data), data.image_shape, len(data.classes)
     if not name.startswith("imagefolder:"):
         raise DataError(f"unknown data set {name!r}; known: {', '.join(dataset_names())}")
@@ -306,6 +317,29 @@ def save_demo(data: ImageData, family: str, per_class: int, seed: int = 0) -> Pa
     np.savez_compressed(path, images=data.images[index].numpy(), labels=data.labels[index].numpy(),
                         classes=np.array(data.classes))
     return path
+
+
+def demo_split(data: ImageData, split: str) -> ImageData:
+    """The ``"train"`` or ``"test"`` part of a whole demo set (``"all"``: the set itself): per class,
+    the last :data:`DEMO_TEST_SHARE` of its images (in file order) are the test part, the rest the
+    training part, so the parts are disjoint, fixed and balanced like the set."""
+    if split == "all":
+        return data
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', not {split!r}")
+    picks = []
+    for c in range(len(data.classes)):
+        idx = torch.nonzero(data.labels == c).flatten()
+        n_train = len(idx) - round(DEMO_TEST_SHARE * len(idx))
+        picks.append(idx[:n_train] if split == "train" else idx[n_train:])
+    return data.subset(torch.cat(picks).sort().values)
+
+
+def first_per_class(data: ImageData, per_class: int) -> ImageData:
+    """The first ``per_class`` images of each class (fewer where a class has fewer), in their
+    order in ``data``: a fixed, class-balanced subset."""
+    index = [torch.nonzero(data.labels == c).flatten()[:per_class] for c in range(len(data.classes))]
+    return data.subset(torch.cat(index).sort().values)
 
 
 def split_train_val(data: ImageData, n_val: int, seed: int = 0) -> tuple[ImageData, ImageData]:

@@ -7,7 +7,11 @@ plotted without touching torch again.
 - :func:`summarize` runs a data set through the model once: latents, posteriors, likelihoods,
   bits/dim, prediction entropy and the typicality score of every image.
 - :func:`fit_projection` fits a 2D view of the latent space: PCA of the class means ``μ_y``
-  (the paper's Fig. 7), PCA of the latents, or UMAP. The result projects new latents too.
+  (the paper's Fig. 7), the plane through three class means (:func:`class_plane`), PCA of the
+  latents, or UMAP. The result projects new latents too.
+- :func:`confusion_matrix`, :func:`most_confused_triple` and :func:`nearest_neighbours` answer
+  "which classes does the model confuse" and "what lies near this image";
+  :func:`projection_arrays` precomputes the latent views a zoo model ships.
 - :func:`trajectory` applies a growing distortion to one image (RGB rotation, noise, inversion)
   and records where it goes in latent space and how its scores change (the paper's Fig. 12).
 - :func:`interpolation` decodes a straight line between two latents and the posterior along it
@@ -37,21 +41,32 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import limits, ood
+from . import limits, metrics, ood
 from .data import ImageData
 from .images import fit_image  # noqa: F401  (part of this module's API, as before)
-from .metrics import entropy, typicality_score
+from .metrics import (
+    CALIBRATION_BIN_EDGES,
+    calibration,
+    entropy,
+    reliability_diagram,
+    roc_auc,
+    typicality_score,
+)
 from .model import IBINN, ImageClassifier
 
 __all__ = [
-    "PROJECTIONS", "TRANSFORMS", "LatentView", "Projection", "Trajectory", "Transform", "Verdict",
-    "apply_transform", "fit_image", "fit_projection", "in_distribution_range", "interpolation",
-    "ood_verdict", "sample_grid", "summarize", "transforms_for",
+    "PROJECTIONS", "TRANSFORMS", "LatentView", "PointScores", "Projection", "Trajectory", "Transform",
+    "Verdict", "apply_transform", "class_plane", "confusion_matrix", "fit_image", "fit_projection",
+    "in_distribution_range", "interpolation", "knn_embedding", "most_confused_triple",
+    "nearest_neighbours", "ood_verdict", "plane_titles", "projection_arrays", "recognised_samples",
+    "sample_grid", "shipped_projection", "shipped_scores", "summarize", "transforms_for",
+    "SnapshotFrame", "align_frames", "snapshot_frame",  # training snapshots
 ]
 
 #: Projection methods of :func:`fit_projection` and their display names.
 PROJECTIONS: dict[str, str] = {
     "pca-means": "PCA of the class means μ_y (paper Fig. 7)",
+    "class-plane": "Plane through three class means",
     "pca": "PCA of the latents z",
     "umap": "UMAP of the latents z",
 }
@@ -111,12 +126,13 @@ class LatentView:
         return self.proba.max(1)
 
 
-def summarize(model: IBINN, images: Any, labels: Any = None,
+def summarize(model: ImageClassifier, images: Any, labels: Any = None,
               reference_nll_mean: float | None = None, batch_size: int = 500) -> LatentView:
     """Run ``images`` through ``model`` once and collect everything the dashboard plots.
 
     Args:
-        model: the IB-INN.
+        model: the IB-INN, or any classifier: one without a likelihood (a discriminative baseline)
+            gets NaN log-likelihoods, bits/dim and typicality scores, and no class means.
         images: a batch the model accepts (see :meth:`ibinn.IBINN.as_unit_batch`).
         labels: true labels, or None.
         reference_nll_mean: mean in-distribution NLL for the typicality score; by default the
@@ -125,16 +141,17 @@ def summarize(model: IBINN, images: Any, labels: Any = None,
     if reference_nll_mean is not None:
         reference_nll_mean = limits.real("reference_nll_mean", reference_nll_mean)
     out = model.infer(images, batch_size)
-    ll = out.log_likelihood.double().numpy()
+    n = len(out.z)
+    ll = out.log_likelihood.double().numpy() if model.has_likelihood else np.full(n, np.nan)
+    bits = out.bits_per_dim.double().numpy() if model.has_likelihood else np.full(n, np.nan)
     proba = out.proba.double().numpy()
     ref = float(np.mean(-ll)) if reference_nll_mean is None else reference_nll_mean
-    n = len(ll)
+    mu = model.mu.detach().float().cpu().numpy() if isinstance(model, IBINN) else np.zeros((0, 0))
     lab = np.full(n, -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
     return LatentView(
         z=out.z.float().numpy(), proba=proba, labels=lab, predicted=proba.argmax(1),
-        log_likelihood=ll, bits_per_dim=out.bits_per_dim.double().numpy(),
-        entropy=entropy(proba), typicality=typicality_score(-ll, ref),
-        mu=model.mu.detach().float().cpu().numpy(), reference_nll_mean=ref)
+        log_likelihood=ll, bits_per_dim=bits, entropy=entropy(proba),
+        typicality=typicality_score(-ll, ref), mu=mu, reference_nll_mean=ref)
 
 
 # --------------------------------------------------------------------------- projections
@@ -143,7 +160,10 @@ def summarize(model: IBINN, images: Any, labels: Any = None,
 class Projection:
     """A fitted map from latents ``(N, D)`` to 2D points; :meth:`transform` projects new latents.
 
-    Linear methods hold ``center`` and ``components`` (2, D); UMAP holds its fitted reducer.
+    Linear methods hold ``center`` and ``components`` (2, D); UMAP holds its fitted reducer, or,
+    when its embedding was shipped with a zoo model (no pickled reducer), the latents it embedded
+    (``anchors``) and their 2D points (``anchor_xy``), from which :func:`knn_embedding` places new
+    latents. ``titles`` overrides the default axis titles.
     """
 
     method: str
@@ -151,6 +171,9 @@ class Projection:
     components: np.ndarray | None = None
     explained: tuple[float, float] | None = None  #: share of variance per axis (linear methods)
     reducer: Any = field(default=None, repr=False)
+    anchors: np.ndarray | None = field(default=None, repr=False)
+    anchor_xy: np.ndarray | None = field(default=None, repr=False)
+    titles: tuple[str, str] | None = None
 
     def transform(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
         """2D coordinates ``(N, 2)`` of latents ``(N, D)``."""
@@ -159,10 +182,17 @@ class Projection:
             z = z[None]
         if self.reducer is not None:
             return np.asarray(self.reducer.transform(z), dtype=np.float64)
+        if self.anchors is not None:
+            return knn_embedding(self.anchors, self.anchor_xy, z)
+        if self.components is None:
+            raise ValueError(f"this {self.method} projection holds only its shipped points; it "
+                             "cannot place new latents")
         return (z.astype(np.float64) - self.center) @ self.components.T
 
     @property
     def axis_titles(self) -> tuple[str, str]:
+        if self.titles is not None:
+            return self.titles
         if self.method == "umap":
             return "UMAP 1", "UMAP 2"
         name = "PC (of μ_y)" if self.method == "pca-means" else "PC"
@@ -199,17 +229,19 @@ def _latents(name: str, value, min_rows: int, dim: int | None = None) -> np.ndar
 
 
 def fit_projection(method: str, z: np.ndarray, mu: np.ndarray, seed: int = 0,
-                   max_points: int = 5000) -> Projection:
+                   max_points: int = 5000, classes: Sequence[int] | None = None) -> Projection:
     """Fit a 2D projection of the latent space.
 
     Args:
         method: ``"pca-means"`` (PCA fitted on the K class means, so the axes are the directions
-            that separate the classes, as in the paper's Fig. 7), ``"pca"`` (PCA of ``z``) or
+            that separate the classes, as in the paper's Fig. 7), ``"class-plane"`` (the plane
+            through three class means, :func:`class_plane`), ``"pca"`` (PCA of ``z``) or
             ``"umap"`` (non-linear; needs ``umap-learn``; its first call compiles and takes a while).
         z: latents ``(N, D)``.
         mu: class means ``(K, D)``.
         seed: UMAP's random state.
         max_points: fit on at most this many latents (an evenly spaced subset).
+        classes: the three classes of ``"class-plane"`` (ignored by the other methods).
     """
     if not isinstance(method, str) or method not in PROJECTIONS:
         raise ValueError(f"unknown projection {method!r}; known: {', '.join(PROJECTIONS)}"[:300])
@@ -220,6 +252,10 @@ def fit_projection(method: str, z: np.ndarray, mu: np.ndarray, seed: int = 0,
         z = z[np.linspace(0, len(z) - 1, max_points).astype(int)]
     if method == "pca-means":
         return _pca(mu, method)
+    if method == "class-plane":
+        if classes is None:
+            raise ValueError("the class-plane projection needs three classes")
+        return class_plane(mu, classes)
     if method == "pca":
         return _pca(z, method)
     try:
@@ -286,7 +322,7 @@ def transforms_for(channels: int) -> list[str]:
     return [name for name, spec in TRANSFORMS.items() if channels in spec.channels]
 
 
-def apply_transform(model: IBINN, images: Any, name: str, strength: float, seed: int = 0
+def apply_transform(model: ImageClassifier, images: Any, name: str, strength: float, seed: int = 0
                     ) -> torch.Tensor:
     """``images`` (a batch, or one image) distorted by :data:`TRANSFORMS` ``[name]`` at ``strength``.
 
@@ -321,16 +357,17 @@ class Trajectory:
     typicality: np.ndarray
 
 
-def trajectory(model: IBINN, image: Any, transform: str, strengths: Sequence[float],
-               reference_nll_mean: float, seed: int = 0) -> Trajectory:
+def trajectory(model: ImageClassifier, image: Any, transform: str, strengths: Sequence[float],
+               reference_nll_mean: float | None, seed: int = 0) -> Trajectory:
     """Distort one image by ``transform`` at each of ``strengths`` and run every step through the model.
 
     Args:
-        model: the IB-INN.
+        model: the IB-INN, or any classifier (without a likelihood, bits/dim and typicality are NaN).
         image: one image (with or without the batch axis).
         transform: a key of :data:`TRANSFORMS` valid for the image's channels.
         strengths: distortion strengths, e.g. ``np.linspace(0, π, 13)`` for RGB rotation.
-        reference_nll_mean: mean NLL of in-distribution images, for the typicality score.
+        reference_nll_mean: mean NLL of in-distribution images, for the typicality score (None
+            for a model without a likelihood).
         seed: fixes the rotation axis / noise pattern, so all steps share it.
     """
     x = model.as_batch(image)
@@ -381,19 +418,46 @@ def interpolation(model: IBINN, x_a: Any, x_b: Any, steps: int = 9) -> Interpola
 
 
 def sample_grid(model: IBINN, n_per_class: int, temperature: float = 1.0, seed: int = 0,
-                classes: Sequence[int] | None = None) -> np.ndarray:
+                classes: Sequence[int] | None = None, independent: bool = False) -> np.ndarray:
     """Samples ``(K, n_per_class, C, H, W)`` in [0, 1], one row per class, from ``μ_y + T·ε``.
 
-    Every class uses the same seed, so the rows share their noise ``ε`` and differ only by ``μ_y``.
+    By default every class uses the same seed, so the rows share their noise ``ε`` and differ only
+    by ``μ_y``; ``independent=True`` draws each class's noise from its own seed (derived from
+    ``seed`` and the class). ``temperature=0`` decodes the class means themselves.
     """
     if classes is not None and (isinstance(classes, str | bytes) or not hasattr(classes, "__iter__")):
         raise ValueError(f"classes must be a list of class indices, got {type(classes).__name__}")
     classes = range(model.config.n_classes) if classes is None else list(classes)
     limits.integer("n_per_class × classes", len(classes) * limits.integer("n_per_class", n_per_class, 1),
                    1, limits.current().max_samples)
-    rows = [model.sample(k, n_per_class, temperature=temperature, seed=seed).numpy()
+    def seed_of(k: int) -> int:
+        return int(np.random.SeedSequence([seed, k]).generate_state(1)[0]) if independent else seed
+
+    rows = [model.sample(k, n_per_class, temperature=temperature, seed=seed_of(k)).numpy()
             for k in classes]
     return np.stack(rows)
+
+
+def recognised_samples(model: IBINN, temperatures: Sequence[float], reference_bits: Any,
+                       n_per_class: int = 20, seed: int = 1) -> np.ndarray:
+    """For each temperature, the share of samples (``n_per_class`` per class, independent noise)
+    that the model classifies as the class they were drawn from *and* whose bits/dim lie in the
+    5–95 % range of ``reference_bits`` (e.g. the demo set's): samples that are both recognisable
+    and as likely as real images. It falls as the temperature grows; the Sampling page's default
+    is the largest temperature that keeps it high.
+    """
+    lo, hi = in_distribution_range(reference_bits)
+    n_classes = model.config.n_classes
+    truth = np.repeat(np.arange(n_classes), n_per_class)
+    shares = []
+    for temperature in temperatures:
+        grid = sample_grid(model, n_per_class, temperature, seed, independent=True)
+        as_8bit = np.round(grid.reshape(-1, *grid.shape[2:]) * 255).astype(np.uint8)
+        out = model.infer(as_8bit)
+        bits = out.bits_per_dim.double().numpy()
+        good = (out.proba.numpy().argmax(1) == truth) & (bits >= lo) & (bits <= hi)
+        shares.append(good.mean())
+    return np.asarray(shares)
 
 
 def class_separation(model: IBINN) -> tuple[float, float]:
@@ -434,6 +498,244 @@ def ood_verdict(score: float, reference_scores: np.ndarray, quantile: float = 95
                    float((ref < score).mean() * 100))
 
 
+# --------------------------------------------------------------------------- questions to the latent space
+
+def _class_indices(name: str, values: Any, n_classes: int) -> np.ndarray:
+    """``values`` as a 1D int64 array of class indices in ``[0, n_classes)``, or a ValueError."""
+    if values is None or isinstance(values, str | bytes):
+        raise ValueError(f"{name} must be a sequence of class indices, got {type(values).__name__}")
+    array = np.asarray(values)
+    if array.ndim != 1 or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
+        raise ValueError(f"{name} must be a 1D sequence of integers, got shape {array.shape} "
+                         f"of {array.dtype}")
+    if array.size and (array.min() < 0 or array.max() >= n_classes):
+        raise ValueError(f"{name} must lie in [0, {n_classes}), got values from {array.min()} "
+                         f"to {array.max()}")
+    return array.astype(np.int64)
+
+
+def confusion_matrix(labels: Any, predicted: Any, n_classes: int) -> np.ndarray:
+    """Counts ``(K, K)`` of images of true class ``i`` (row) predicted as class ``j`` (column).
+
+    >>> confusion_matrix([0, 0, 1, 2], [0, 1, 1, 1], 3).tolist()
+    [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
+    """
+    n_classes = limits.integer("n_classes", n_classes, 1, limits.current().max_classes)
+    labels = _class_indices("labels", labels, n_classes)
+    predicted = _class_indices("predicted", predicted, n_classes)
+    if len(labels) != len(predicted):
+        raise ValueError(f"labels and predicted differ in length: {len(labels)} != {len(predicted)}")
+    counts = np.bincount(labels * n_classes + predicted, minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes)
+
+
+def most_confused_triple(confusion: Any) -> tuple[int, int, int]:
+    """The two classes mistaken for each other most often (both directions added up), then the
+    class mistaken most often for, or with, either of them; ties go to the lower index.
+
+    >>> most_confused_triple([[9, 0, 1], [0, 8, 2], [3, 4, 5]])
+    (1, 2, 0)
+    """
+    counts = np.asarray(confusion, dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] < 3:
+        raise ValueError(f"confusion must be a square matrix of at least 3 classes, got shape "
+                         f"{counts.shape}")
+    if not np.isfinite(counts).all() or (counts < 0).any():
+        raise ValueError("confusion must hold finite, non-negative counts")
+    mistakes = counts + counts.T
+    np.fill_diagonal(mistakes, -1)  # a class is never its own partner
+    a, b = np.unravel_index(int(np.argmax(mistakes)), mistakes.shape)
+    with_either = mistakes[a] + mistakes[b]
+    with_either[[a, b]] = -np.inf
+    return int(min(a, b)), int(max(a, b)), int(np.argmax(with_either))
+
+
+def class_plane(mu: Any, classes: Sequence[int], names: Sequence[str] | None = None) -> Projection:
+    """The linear projection onto the plane through three class means ``μ_a, μ_b, μ_c``.
+
+    The origin is the triangle's centre; axis 1 runs from ``μ_a`` to ``μ_b``, axis 2 is the
+    orthogonal direction within the plane towards ``μ_c`` (Gram-Schmidt). Distances within the
+    plane are true latent distances, so how far apart the three classes lie reads off directly;
+    every other direction is dropped. ``names`` labels the axes with class names.
+
+    >>> proj = class_plane(np.eye(4) * 2.0, (0, 1, 2))
+    >>> np.round(proj.transform(np.eye(4)[[0, 1]] * 2.0), 3).tolist()
+    [[-1.414, -0.816], [1.414, -0.816]]
+    """
+    mu = _latents("mu", mu, 3)
+    chosen = _class_indices("classes", classes, len(mu))
+    if len(chosen) != 3 or len(set(chosen.tolist())) != 3:
+        raise ValueError(f"classes must be three different class indices, got {chosen.tolist()}"[:300])
+    a, b, c = chosen.tolist()
+    ends = mu[[a, b, c]].astype(np.float64)
+    first = ends[1] - ends[0]
+    second = ends[2] - ends[0]
+    first_norm = np.linalg.norm(first)
+    second = second - (second @ first) / max(first_norm**2, 1e-300) * first
+    second_norm = np.linalg.norm(second)
+    if min(first_norm, second_norm) <= 1e-9 * max(np.linalg.norm(ends, axis=1).max(), 1.0):
+        raise ValueError(f"the means of classes {a}, {b}, {c} lie on one line: they span no plane")
+    return Projection("class-plane", ends.mean(0), np.stack([first / first_norm, second / second_norm]),
+                      titles=plane_titles((a, b, c), names))
+
+
+def plane_titles(classes: Sequence[int], names: Sequence[str] | None = None) -> tuple[str, str]:
+    """Axis titles of :func:`class_plane` through classes ``(a, b, c)``: "a → b" and "⊥, towards c"."""
+    a, b, c = (str(names[k]) if names is not None else f"class {k}" for k in classes)
+    return f"{a} → {b}", f"⊥, towards {c}"
+
+
+def nearest_neighbours(z: Any, index: int, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` latents nearest to ``z[index]`` (Euclidean, the point itself left out): their
+    indices and distances, nearest first (ties: lower index first).
+
+    >>> nearest_neighbours([[0.0, 0.0], [3.0, 0.0], [1.0, 0.0], [0.0, 2.0]], 0, 2)
+    (array([2, 3]), array([1., 2.]))
+    """
+    z = _latents("z", z, 2)
+    index = limits.integer("index", index, 0, len(z) - 1)
+    k = limits.integer("k", k, 1, len(z) - 1)
+    distances = np.sqrt(((z.astype(np.float64) - z[index]) ** 2).sum(1))
+    distances[index] = np.inf
+    order = np.argsort(distances, kind="stable")[:k]
+    return order, distances[order]
+
+
+def knn_embedding(anchors: Any, anchor_xy: Any, z: Any, k: int = 15) -> np.ndarray:
+    """Place new latents ``z`` in an embedding known only by its points ``anchor_xy`` of the
+    latents ``anchors``: each lands at the mean of the points of its ``k`` nearest anchors,
+    weighted by UMAP's fuzzy membership ``exp(−(d − ρ) / σ)`` (``ρ`` the nearest distance, ``σ``
+    set so that the weights sum to ``log2 k``, as UMAP's ``smooth_knn_dist`` does).
+
+    This is how umap-learn's own ``transform`` initialises new points (without its refinement
+    epochs), so it needs no pickled reducer: a zoo model ships only ``anchor_xy``. A latent equal
+    to an anchor lands near, not exactly on, that anchor's point (its neighbours pull too).
+    """
+    anchors = _latents("anchors", anchors, 2)
+    anchor_xy = np.asarray(anchor_xy, dtype=np.float64)
+    if anchor_xy.shape != (len(anchors), 2):
+        raise ValueError(f"anchor_xy must be ({len(anchors)}, 2), got {anchor_xy.shape}")
+    z = _latents("z", np.atleast_2d(np.asarray(z, dtype=np.float32)), 1, anchors.shape[1])
+    k = min(limits.integer("k", k, 2), len(anchors))
+    z, anchors = z.astype(np.float64), anchors.astype(np.float64)
+    squared = (z**2).sum(1)[:, None] - 2 * z @ anchors.T + (anchors**2).sum(1)[None]
+    distances = np.sqrt(np.maximum(squared, 0))
+    nearest = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    excess = np.take_along_axis(distances, nearest, 1)
+    excess -= excess[:, :1]
+    # bisection on log σ: the weights' sum grows from 1 (σ → 0) to k (σ → ∞)
+    scale = np.maximum(excess.mean(1, keepdims=True), 1e-12)
+    low, high = np.log(scale) - 20, np.log(scale) + 20
+    for _ in range(50):
+        mid = (low + high) / 2
+        too_small = np.exp(-excess / np.exp(mid)).sum(1, keepdims=True) < math.log2(k)
+        low, high = np.where(too_small, mid, low), np.where(too_small, high, mid)
+    weights = np.exp(-excess / np.exp((low + high) / 2))
+    return (weights[..., None] * anchor_xy[nearest]).sum(1) / weights.sum(1, keepdims=True)
+
+
+@dataclass
+class PointScores:
+    """What the latent scatter shows of each demo image besides its position: the scores of
+    :class:`LatentView` without latents or posteriors, so that a zoo model can ship them."""
+
+    labels: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    log_likelihood: np.ndarray
+    bits_per_dim: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def accuracy(self) -> float:
+        """Fraction of correct predictions (NaN without labels)."""
+        known = self.labels >= 0
+        return float((self.predicted[known] == self.labels[known]).mean()) if known.any() else math.nan
+
+    @property
+    def typicality(self) -> np.ndarray:
+        """``|NLL − mean NLL|`` in nats, the demo set being its own reference (as in
+        :func:`summarize`)."""
+        nll = -self.log_likelihood.astype(np.float64)
+        return typicality_score(nll, float(nll.mean()))
+
+    @classmethod
+    def of(cls, view: LatentView) -> PointScores:
+        return cls(view.labels, view.predicted, view.confidence, view.log_likelihood,
+                   view.bits_per_dim)
+
+
+#: Projections shipped with zoo models, by :func:`projection_arrays`.
+SHIPPED_PROJECTIONS = ("pca-means", "class-plane", "pca", "umap")
+
+
+def projection_arrays(model: IBINN, demo: ImageData,
+                      methods: Sequence[str] = SHIPPED_PROJECTIONS,
+                      view: LatentView | None = None) -> dict[str, np.ndarray]:
+    """The latent page's first view of ``model`` on its demo set, precomputed for the zoo.
+
+    For every method of ``methods`` (by default :data:`SHIPPED_PROJECTIONS`):
+    ``projection/<method>/xy`` (the demo latents in 2D) and ``projection/<method>/mu_xy`` (the
+    class means), float16; the share of variance of the linear axes (``.../explained``); the
+    class plane's default classes
+    (:func:`most_confused_triple`, ``projection/class-plane/classes``); and the scatter's
+    per-image scores (``projection/scores/...``, see :class:`PointScores`; bits/dim follow from
+    the log-likelihood). About 45 KB compressed for 2,000 demo images: no (2, D) components are
+    shipped, since placing new latents needs the model or the demo latents anyway. ``view``:
+    :func:`summarize` of ``model`` on ``demo``, when already at hand.
+    """
+    view = summarize(model, demo.images, demo.labels) if view is None else view
+    triple = most_confused_triple(confusion_matrix(view.labels, view.predicted, len(view.mu)))
+    arrays: dict[str, np.ndarray] = {
+        "projection/class-plane/classes": np.asarray(triple, dtype=np.int16),
+        "projection/scores/predicted": view.predicted.astype(np.uint8 if len(view.mu) <= 256
+                                                              else np.int32),
+        "projection/scores/confidence": view.confidence.astype(np.float16),
+        "projection/scores/log_likelihood": view.log_likelihood.astype(np.float32),  # ~1e3 nats
+    }
+    for method in methods:
+        proj = fit_projection(method, view.z, view.mu, classes=triple)
+        arrays[f"projection/{method}/xy"] = proj.transform(view.z).astype(np.float16)
+        arrays[f"projection/{method}/mu_xy"] = proj.transform(view.mu).astype(np.float16)
+        if proj.explained is not None:
+            arrays[f"projection/{method}/explained"] = np.asarray(proj.explained, dtype=np.float32)
+    return arrays
+
+
+def shipped_scores(arrays: dict[str, np.ndarray], labels: Any, image_shape: Sequence[int]
+                   ) -> PointScores | None:
+    """The :class:`PointScores` in a zoo model's derived ``arrays`` (None when it ships none);
+    ``labels`` and ``image_shape`` are the demo set's."""
+    if "projection/scores/predicted" not in arrays or len(
+            arrays["projection/scores/predicted"]) != len(labels):  # absent, or another demo set's
+        return None
+    log_likelihood = arrays["projection/scores/log_likelihood"].astype(np.float64)
+    bits = metrics.bits_per_dim(torch.from_numpy(log_likelihood), math.prod(image_shape)).numpy()
+    return PointScores(np.asarray(labels, dtype=np.int64),
+                       arrays["projection/scores/predicted"].astype(np.int64),
+                       arrays["projection/scores/confidence"].astype(np.float64), log_likelihood, bits)
+
+
+def shipped_projection(arrays: dict[str, np.ndarray], method: str,
+                       names: Sequence[str] | None = None
+                       ) -> tuple[Projection, np.ndarray, np.ndarray] | None:
+    """A projection shipped in a zoo model's derived ``arrays``: ``(projection, xy, mu_xy)``, or
+    None when it ships none. The projection names its axes but cannot place new latents: that
+    needs the model's ``μ`` or the demo latents (:func:`fit_projection`; for UMAP,
+    :attr:`Projection.anchors` with :func:`knn_embedding`)."""
+    if f"projection/{method}/xy" not in arrays:
+        return None
+    explained = arrays.get(f"projection/{method}/explained")
+    proj = Projection(method, explained=None if explained is None else
+                      tuple(float(v) for v in explained))  # type: ignore[arg-type]
+    if method == "class-plane":
+        proj.titles = plane_titles([int(k) for k in arrays["projection/class-plane/classes"]], names)
+    xy = arrays[f"projection/{method}/xy"].astype(np.float64)
+    return proj, xy, arrays[f"projection/{method}/mu_xy"].astype(np.float64)
+
+
 # --------------------------------------------------------------------------- shipped with the zoo
 
 
@@ -442,4 +744,309 @@ def derived_arrays(model: ImageClassifier, demo: ImageData) -> dict[str, np.ndar
     on first view; :func:`ibinn.zoo.write_derived` ships them with each zoo model. Keys are
     namespaced by their producer (``projection/...``, ``detector/...``); values are plain NumPy
     arrays (no objects), so they load with ``allow_pickle=False``."""
-    return {}
+    arrays: dict[str, np.ndarray] = {}
+    if isinstance(model, IBINN):  # discriminative baselines have no latent space to project
+        arrays.update(projection_arrays(model, demo))
+    arrays.update(detector_arrays(model, demo))
+    return arrays
+
+
+# --------------------------------------------------------------------------- training snapshots
+
+@dataclass
+class SnapshotFrame:
+    """One frame of the latent space forming during training (see :func:`snapshot_frame`)."""
+
+    xy: np.ndarray  #: ``(N, 2)`` the images' latents on the plane of the class means' two PCs
+    mu_xy: np.ndarray  #: ``(K, 2)`` the class means on that plane
+    accuracy: float  #: share of the images classified correctly
+    explained: tuple[float, float]  #: share of the class means' variance along each axis
+
+
+def snapshot_frame(model: IBINN, images: Any, labels: Any) -> SnapshotFrame:
+    """Project a model's latents of ``images`` onto the plane of its class means' first two
+    principal components (the paper's Fig. 7 view), as it stands now; eval mode for the pass,
+    the model's mode restored after.
+
+    Each frame has its own plane (the means move while training); :func:`align_frames` turns a
+    sequence of frames into one readable animation. A non-finite latent, possible early in a
+    run, becomes a NaN point (not drawn) rather than an error.
+
+    Example:
+        >>> model = ibinn.load("fashion-mnist/gamma-1", device="cpu")  # doctest: +SKIP
+        >>> data = ibinn.load_dataset("demo:fashion-mnist", "test")  # doctest: +SKIP
+        >>> snapshot_frame(model, data.images[:300], data.labels[:300]).xy.shape  # doctest: +SKIP
+        (300, 2)
+    """
+    out = model.infer(images)
+    labels = np.asarray(labels, dtype=np.int64)
+    mu = _latents("mu", model.mu.detach().float().cpu().numpy(), 2)
+    plane = _pca(mu, "pca-means")
+    with np.errstate(invalid="ignore", over="ignore"):
+        xy = plane.transform(out.z.numpy())
+    accuracy = float((out.log_posterior.argmax(1).numpy() == labels).mean())
+    return SnapshotFrame(np.where(np.isfinite(xy), xy, np.nan), plane.transform(mu), accuracy,
+                         plane.explained)  # type: ignore[arg-type]
+
+
+def align_frames(xy: np.ndarray, mu_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate (or reflect) every frame onto the next, from the last frame back, so that an
+    animation of :func:`snapshot_frame` frames moves only where the latent space moves.
+
+    Each frame's principal axes are defined up to sign and order, and the means' plane turns as
+    training goes; an orthogonal Procrustes fit of each frame's points (images and means) to the
+    already aligned next frame removes that, keeping distances (no scaling: clusters are seen to
+    grow apart). The last frame is left as it is, so the animation ends on the live view.
+
+    Args:
+        xy: ``(F, N, 2)`` image points per frame (NaN: not drawn, ignored by the fit).
+        mu_xy: ``(F, K, 2)`` class means per frame.
+
+    Returns:
+        Aligned copies of ``xy`` and ``mu_xy``.
+
+    Example:
+        >>> last = np.array([[[1.0, 0.0], [0.0, 2.0]]])
+        >>> flipped = last * [-1.0, 1.0]  # the first frame's x axis points the other way
+        >>> aligned, _ = align_frames(np.concatenate([flipped, last]), np.zeros((2, 1, 2)))
+        >>> np.allclose(aligned[0], last[0])
+        True
+    """
+    xy, mu_xy = np.array(xy, dtype=np.float64), np.array(mu_xy, dtype=np.float64)
+    if xy.ndim != 3 or mu_xy.ndim != 3 or xy.shape[2] != 2 or mu_xy.shape[2] != 2 \
+            or len(xy) != len(mu_xy):
+        raise ValueError(f"frames must be (F, N, 2) and (F, K, 2) arrays, got {xy.shape} and "
+                         f"{mu_xy.shape}")
+    for i in range(len(xy) - 2, -1, -1):
+        source = np.concatenate([xy[i], mu_xy[i]])
+        target = np.concatenate([xy[i + 1], mu_xy[i + 1]])
+        both = np.isfinite(source).all(1) & np.isfinite(target).all(1)
+        u, _, vt = np.linalg.svd(source[both].T @ target[both])
+        rotation = u @ vt  # the orthogonal map taking source closest to target
+        xy[i], mu_xy[i] = xy[i] @ rotation, mu_xy[i] @ rotation
+    return xy, mu_xy
+
+
+# --------------------------------------------------------------------------- generative vs discriminative
+
+#: Per-image scores of :class:`DetectorScores`: the prediction's own and, where the model has them,
+#: its OoD scores (typicality: likelihood models; info loss: the VIB).
+SCORE_NAMES = ("confidence", "entropy", "typicality", "info_loss")
+
+#: OoD detectors: display name → (score, sign). ``sign · score`` grows with "out of distribution":
+#: a discriminative model's best guess is its own low max-softmax confidence (Hendrycks & Gimpel, 2017).
+DETECTORS: dict[str, tuple[str, int]] = {
+    "max-softmax": ("confidence", -1),
+    "typicality": ("typicality", 1),
+    "info loss": ("info_loss", 1),
+}
+
+_DETECTOR_PREFIX = "detector/"
+_HALF_MAX = float(np.finfo(np.float16).max)
+
+
+def is_discriminative(model: ImageClassifier | type[ImageClassifier]) -> bool:
+    """A classifier without a likelihood ``p(x)``: it models ``q(y | x)`` only.
+
+    Example:
+        >>> import ibinn
+        >>> is_discriminative(ibinn.MODEL_TYPES["resnet"]), is_discriminative(ibinn.IBINN)
+        (True, False)
+    """
+    return not model.capabilities()["likelihood"]
+
+
+def capability_table(models: dict[str, ImageClassifier | type[ImageClassifier]]
+                     ) -> dict[str, dict[str, bool]]:
+    """Capability → {model label → declared or not}, from each model's (class's)
+    :meth:`~ibinn.model.ImageClassifier.capabilities`; rows in the order they declare them.
+
+    Example:
+        >>> import ibinn
+        >>> table = capability_table({"IB-INN": ibinn.IBINN, "ResNet": ibinn.MODEL_TYPES["resnet"]})
+        >>> table["likelihood"], table["classify"]
+        ({'IB-INN': True, 'ResNet': False}, {'IB-INN': True, 'ResNet': True})
+    """
+    declared = {label: model.capabilities() for label, model in models.items()}
+    rows = next(iter(declared.values()), {})
+    return {row: {label: caps[row] for label, caps in declared.items()} for row in rows}
+
+
+def image_scores(model: ImageClassifier, images: Any, reference_nll_mean: float | None = None,
+                 batch_size: int = 500) -> dict[str, np.ndarray]:
+    """Per-image scores of :data:`SCORE_NAMES` that ``model`` has: top-class confidence and
+    prediction entropy always, the typicality score ``|NLL − reference_nll_mean|`` for a model
+    with a likelihood (the reference defaults to the images' own mean NLL) and the VIB's info loss."""
+    out = model.infer(images, batch_size)
+    proba = out.proba.double().numpy()
+    scores = {"confidence": proba.max(1), "entropy": entropy(proba)}
+    if model.has_likelihood:
+        nll = -out.log_likelihood.double().numpy()
+        ref = float(nll.mean()) if reference_nll_mean is None else limits.real(
+            "reference_nll_mean", reference_nll_mean)
+        scores["typicality"] = typicality_score(nll, ref)
+    if getattr(out, "info_loss", None) is not None:
+        scores["info_loss"] = out.info_loss.double().numpy()
+    return scores
+
+
+def _half(values: np.ndarray) -> np.ndarray:
+    """float16 for storage, clipped to its range (a huge typicality score would become ∞)."""
+    return np.clip(np.asarray(values, dtype=np.float64), -_HALF_MAX, _HALF_MAX).astype(np.float16)
+
+
+@dataclass
+class DetectorScores:
+    """What the "Generative vs discriminative" page shows of one model, beyond single images.
+
+    Attributes:
+        in_distribution: score name → values on the demo (test) images.
+        ood: OoD set name (:func:`ibinn.ood.default_sets`) → score name → values on that set.
+        reliability: :func:`ibinn.metrics.reliability_diagram` of the demo images.
+        ece: expected calibration error on the demo images (fraction).
+        reference_nll_mean: the demo images' mean NLL, the typicality test's centre (NaN without
+            a likelihood).
+        aucs: :func:`detector_aucs` of these scores; computed when not given (shipped with zoo
+            models, so that the page needs no scikit-learn, whose import alone takes a second).
+    """
+
+    in_distribution: dict[str, np.ndarray]
+    ood: dict[str, dict[str, np.ndarray]]
+    reliability: dict[str, np.ndarray]
+    ece: float
+    reference_nll_mean: float
+    aucs: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.aucs:
+            self.aucs = detector_aucs(self)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays under ``detector/...`` (scores float16), for :func:`derived_arrays`."""
+        arrays = {f"{_DETECTOR_PREFIX}in/{k}": _half(v) for k, v in self.in_distribution.items()}
+        for name, scores in self.ood.items():
+            arrays.update({f"{_DETECTOR_PREFIX}ood/{name}/{k}": _half(v) for k, v in scores.items()})
+        arrays[f"{_DETECTOR_PREFIX}reliability/counts"] = self.reliability["counts"].astype(np.int32)
+        arrays[f"{_DETECTOR_PREFIX}reliability/correct"] = self.reliability["correct"].astype(np.int32)
+        arrays[f"{_DETECTOR_PREFIX}ece"] = np.float64(self.ece)
+        arrays[f"{_DETECTOR_PREFIX}reference_nll_mean"] = np.float64(self.reference_nll_mean)
+        for name, row in self.aucs.items():
+            arrays.update({f"{_DETECTOR_PREFIX}auc/{name}/{d}": np.float64(v) for d, v in row.items()})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> DetectorScores | None:
+        """The scores stored by :meth:`to_arrays` (other keys ignored), or None when there are none."""
+        if f"{_DETECTOR_PREFIX}ece" not in arrays:
+            return None
+        in_distribution: dict[str, np.ndarray] = {}
+        ood_scores: dict[str, dict[str, np.ndarray]] = {}
+        aucs: dict[str, dict[str, float]] = {}
+        for key, value in arrays.items():
+            parts = key.split("/")
+            name = "/".join(parts[2:-1])  # a set name may itself contain "/" (a folder)
+            if parts[:2] == ["detector", "in"]:
+                in_distribution[parts[2]] = value.astype(np.float64)
+            elif parts[:2] == ["detector", "ood"]:
+                ood_scores.setdefault(name, {})[parts[-1]] = value.astype(np.float64)
+            elif parts[:2] == ["detector", "auc"]:
+                aucs.setdefault(name, {})[parts[-1]] = float(value)
+        counts = arrays[f"{_DETECTOR_PREFIX}reliability/counts"].astype(np.int64)
+        correct = arrays[f"{_DETECTOR_PREFIX}reliability/correct"].astype(np.float64)
+        edges = CALIBRATION_BIN_EDGES
+        with np.errstate(invalid="ignore", divide="ignore"):
+            accuracy = np.where(counts > 0, correct / np.maximum(counts, 1), np.nan)
+        reliability = {"bin_edges": edges, "confidence": 0.5 * (edges[1:] + edges[:-1]),
+                       "accuracy": accuracy, "counts": counts, "correct": correct}
+        return cls(in_distribution, ood_scores, reliability,
+                   float(arrays[f"{_DETECTOR_PREFIX}ece"]),
+                   float(arrays[f"{_DETECTOR_PREFIX}reference_nll_mean"]), aucs)
+
+
+def detector_scores(model: ImageClassifier, demo: ImageData, ood_limit: int = 500) -> DetectorScores:
+    """:class:`DetectorScores` of ``model``: every demo image, and the first ``ood_limit`` images
+    of each of its default OoD sets (:func:`ibinn.ood.default_sets`)."""
+    ood_limit = limits.integer("ood_limit", ood_limit, 1, limits.current().max_samples)
+    out = model.infer(demo.images)
+    proba = out.proba.double().numpy()
+    labels = demo.labels.numpy()
+    reference = float(-out.log_likelihood.double().mean()) if model.has_likelihood else math.nan
+    in_distribution = image_scores(model, demo.images,
+                                   reference if model.has_likelihood else None)
+    sets = {name: image_scores(model, ood.make_ood_set(name, demo, limit=ood_limit),
+                               reference if model.has_likelihood else None)
+            for name in ood.default_sets(tuple(demo.image_shape))}
+    return DetectorScores(in_distribution, sets, reliability_diagram(proba, labels),
+                          calibration(proba, labels)["ece"], reference)
+
+
+def detector_arrays(model: ImageClassifier, demo: ImageData, ood_limit: int = 500
+                    ) -> dict[str, np.ndarray]:
+    """:func:`detector_scores` as plain ``detector/...`` arrays, shipped with each zoo model."""
+    return detector_scores(model, demo, ood_limit).to_arrays()
+
+
+def detector_aucs(scores: DetectorScores) -> dict[str, dict[str, float]]:
+    """OoD set → detector (:data:`DETECTORS` the model has) → ROC-AUC in percent of telling the
+    set from the demo images (50 = chance, 100 = perfect)."""
+    table: dict[str, dict[str, float]] = {}
+    for name, out in scores.ood.items():
+        table[name] = {detector: 100 * roc_auc(sign * scores.in_distribution[score], sign * out[score])
+                       for detector, (score, sign) in DETECTORS.items()
+                       if score in out and score in scores.in_distribution}
+    return table
+
+
+#: Two ROC-AUCs this close (in points) are not told apart: the OoD sets hold a few hundred images.
+TIE_POINTS = 1.0
+
+
+@dataclass(frozen=True)
+class DetectorDuel:
+    """The best OoD detector of two models on one OoD set."""
+
+    ood_set: str
+    best: tuple[tuple[str, str, float], tuple[str, str, float]]  #: (model, detector, AUC) each
+    margin: float  #: first AUC − second AUC, in points
+
+    @property
+    def winner(self) -> str | None:
+        """The model whose best detector is ahead by more than ``TIE_POINTS``, else None."""
+        if abs(self.margin) <= TIE_POINTS:
+            return None
+        return self.best[0][0] if self.margin > 0 else self.best[1][0]
+
+    @property
+    def sentence(self) -> str:
+        (m1, d1, a1), (m2, d2, a2) = self.best
+        scores = f"{m1} {d1} {a1:.1f} vs {m2} {d2} {a2:.1f}"
+        if self.winner is None:
+            return f"**{self.ood_set}**: a tie ({scores}, within {TIE_POINTS:g} points)."
+        return f"**{self.ood_set}**: {self.winner} ahead by {abs(self.margin):.1f} points ({scores})."
+
+
+def detector_duels(aucs: dict[str, dict[str, dict[str, float]]]) -> list[DetectorDuel]:
+    """For two models' :func:`detector_aucs` (model label → table), the best detector of each on
+    every OoD set both were tested on, and by how much the first model's is ahead."""
+    if len(aucs) != 2:
+        raise ValueError(f"detector_duels compares two models, got {len(aucs)}")
+    (name_a, table_a), (name_b, table_b) = aucs.items()
+    duels = []
+    for ood_set in [s for s in table_a if s in table_b and table_a[s] and table_b[s]]:
+        best_a = max(table_a[ood_set].items(), key=lambda item: item[1])
+        best_b = max(table_b[ood_set].items(), key=lambda item: item[1])
+        duels.append(DetectorDuel(ood_set, ((name_a, *best_a), (name_b, *best_b)),
+                                  best_a[1] - best_b[1]))
+    return duels
+
+
+def duel_summary(duels: Sequence[DetectorDuel]) -> str:
+    """One sentence counting the OoD sets each model's best detector wins, e.g.
+    ``"IB-INN wins on 2 of 3 OoD sets, ResNet on 1, 0 ties."``."""
+    if not duels:
+        return "No OoD set was tested on both models."
+    names = [duels[0].best[0][0], duels[0].best[1][0]]
+    wins = [sum(d.winner == name for d in duels) for name in names]
+    ties = sum(d.winner is None for d in duels)
+    return (f"{names[0]} wins on {wins[0]} of {len(duels)} OoD sets, {names[1]} on {wins[1]}, "
+            f"{ties} tie{'s' if ties != 1 else ''}.")

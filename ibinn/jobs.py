@@ -44,6 +44,15 @@ from .train import TrainConfig, estimate_minutes
 #: Seconds a cancelled job may take to write its checkpoint before its process is ended.
 STOP_GRACE_S = 60.0
 
+#: The Train page's defaults: a first run worth watching. On the 2-core CPU it takes about a
+#: minute of CPU time (one torch thread, as a job's worker) and classifies the demo set's 500
+#: held-out images 74 % right (chance: 10 %); measured by ``benchmarks/first_run.py``. Its 40
+#: epochs of 21 steps give curves of about 120 points and 41 frames of the latent space forming
+#: (each costs about 1.4 training steps: 7 % of the run). Its estimate is far below
+#: :data:`ibinn.train.COMPILE_PAYS_AFTER_MINUTES`, so ``compile="auto"`` does not compile it.
+FIRST_RUN = TrainConfig(dataset="demo:fashion-mnist", preset="tiny", epochs=40.0, batch_size=64,
+                        snapshots=40, checkpoint_every=10_000)
+
 
 class JobRefused(ValueError):
     """A job was not queued: a limit of :mod:`ibinn.limits` would be exceeded (the message says which)."""
@@ -80,6 +89,17 @@ class Job:
     @property
     def active(self) -> bool:
         return self.status in ("queued", "running")
+
+    @property
+    def remaining_seconds(self) -> float | None:
+        """Expected seconds until a running job ends, at its measured speed since its first
+        report (so data loading and compilation do not count); None before two reports."""
+        timed = [h for h in self.history if "elapsed_s" in h and "step" in h]
+        if self.status != "running" or len(timed) < 2 or timed[-1]["step"] <= timed[0]["step"]:
+            return None
+        first, last = timed[0], timed[-1]
+        per_step = (last["elapsed_s"] - first["elapsed_s"]) / (last["step"] - first["step"])
+        return max(0.0, per_step * (last.get("total_steps", last["step"]) - last["step"]))
 
 
 def safe_name(text: str) -> str:

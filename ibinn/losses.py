@@ -8,6 +8,10 @@ Notation: ``z`` latents ``(N, D)``, ``log_det`` log |det J| of the flow ``(N,)``
 ``(K, D)``, ``log_w`` class log-weights ``log q(y) = log_softmax(Φ)`` ``(K,)``, ``y`` (soft) labels
 ``(N, K)``.
 
+The scales of the γ = ∞ limit and of the class-NLL follow the authors' official code
+(github.com/VLL-HD/IB-INN, ``train.py`` and ``model.py``), which produced the paper's tables:
+``ly-only`` is ``−L_Y`` and the class-NLL is ``2·(‖z − μ_y‖²/2 − log|det J|)/D`` with hard labels.
+
 Example:
     >>> import torch
     >>> z, mu = torch.zeros(4, 6), torch.eye(2, 6) * 3
@@ -73,19 +77,32 @@ def log_posterior_y(z: torch.Tensor, y: torch.Tensor, mu: torch.Tensor, log_w: t
 
 def class_nll(z: torch.Tensor, log_det: torch.Tensor, mu: torch.Tensor, y: torch.Tensor
               ) -> torch.Tensor:
-    """The class-conditional NLL ``−log q(x | y) = Σ_y y · ‖z − μ_y‖²/2 − log|det J|`` (constant dropped)."""
-    return (0.5 * squared_distances(z, mu) * y).sum(1) - log_det
+    """The class-conditional NLL ``−log q(x | y) = ‖z − μ_y‖²/2 − log|det J|`` per sample
+    (constant dropped), for each sample's hard label ``y = argmax`` of its (smoothed) labels.
+
+    Hard labels as in the official code: with smoothed labels every sample would also be pulled
+    towards every other class's mean.
+
+    Example:
+        >>> z, mu = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+        >>> class_nll(z, torch.tensor([0.5]), mu, torch.tensor([[0.1, 0.9]]))  # ‖(0, 2)‖²/2 − 0.5
+        tensor([1.5000])
+    """
+    hard = y.argmax(1, keepdim=True)
+    return 0.5 * squared_distances(z, mu).gather(1, hard).squeeze(1) - log_det
 
 
 def ib_loss(z: torch.Tensor, log_det: torch.Tensor, mu: torch.Tensor, log_w: torch.Tensor,
             y: torch.Tensor, gamma: float, mode: str = "ib") -> torch.Tensor:
     """The training loss, averaged over the batch.
 
-    ``mode="ib"``: Eq. 9, ``2/(1+γ) · (L_X/D − γ·L_Y)``; ``γ = 0`` is L_X alone and ``γ = ∞``
-    (``math.inf``) is L_Y alone, the limits of the same formula (factor 2 and 2γ/(1+γ) → 2).
+    ``mode="ib"``: Eq. 9, ``2/(1+γ) · (L_X/D − γ·L_Y)``; ``γ = 0`` is ``2·L_X/D`` (the formula's
+    limit) and ``γ = ∞`` (``math.inf``) is ``−L_Y``, the official code's scale for that limit
+    (half the formula's limit, 2γ/(1+γ) → 2; a constant factor leaves the minimiser alone).
     ``"lx-only"`` and ``"ly-only"`` name those limits whatever γ is. ``"class-nll"`` and
-    ``"class-nll-reg"`` are the standard generative classifier's loss, divided by D like L_X
-    (for the regularised version the caller keeps μ fixed on a hypersphere).
+    ``"class-nll-reg"`` are the standard generative classifier's loss, ``2·``:func:`class_nll`
+    ``/D`` (the official scale, that of ``lx-only``); for the regularised version the caller
+    keeps μ fixed (:class:`ibinn.model.IBINN` with ``fixed_mu_radius``).
     """
     dim = z.shape[1]
     if mode == "ib":
@@ -102,7 +119,7 @@ def ib_loss(z: torch.Tensor, log_det: torch.Tensor, mu: torch.Tensor, log_w: tor
     if mode == "lx-only":
         return 2.0 * nll_x(z, log_det, mu, log_w).mean() / dim
     if mode == "ly-only":
-        return -2.0 * log_posterior_y(z, y, mu, log_w).mean()
+        return -log_posterior_y(z, y, mu, log_w).mean()
     if mode in ("class-nll", "class-nll-reg"):
-        return class_nll(z, log_det, mu, y).mean() / dim
+        return 2.0 * class_nll(z, log_det, mu, y).mean() / dim
     raise ValueError(f"unknown loss mode {mode!r}; known: {', '.join(MODES)}")

@@ -2,9 +2,12 @@
 
 Architecture (Ardizzone et al., NeurIPS 2020, appendix E): per resolution level a stack of FrEIA
 ``AllInOneBlock`` couplings (affine coupling, tanh soft clamping, learned global affine scaling,
-fixed random soft channel permutation), i-RevNet or Haar downsampling between levels, optional
+fixed random soft channel permutation), downsampling between levels (parameter-free i-RevNet or
+Haar, or the official code's learned :class:`~ibinn.invertible.DownsamplingCoupling`), optional
 DCT pooling, then fully-connected coupling blocks. Grey images are squeezed to 4 channels first,
-since a coupling cannot split one channel. The latent is a GMM with learnable means ``μ_y``
+since a coupling cannot split one channel. The ``paper`` preset builds the authors' official
+CIFAR-10 network (subnetworks with batch norm and dropout, GLOW fully-connected block); the
+README lists what still differs. The latent is a GMM with learnable means ``μ_y``
 (initialised as the paper's code does) and class log-weights ``log_softmax(Φ)``, Φ fixed at 0
 unless ``learn_class_weights``.
 
@@ -53,14 +56,26 @@ if TYPE_CHECKING:
 #: ``*_grey``: the same for 1-channel images, whose initial squeeze takes the first level's place.
 #: ``small`` trains Fashion-MNIST at ~750 img/s on 2 CPU cores; its RGB fully-connected blocks are
 #: narrower, as 3072 features at width 512 would make a 5.5M-parameter model, too big to ship.
+#: ``paper`` is the official code's ``default.ini`` (github.com/VLL-HD/IB-INN, ``inn_architecture.py``);
+#: for grey images its MNIST network (Haar squeeze in place of the first level).
 PRESETS: dict[str, dict] = {
     "tiny": dict(levels=[2, 2], widths=[16, 32], levels_grey=[2, 2], widths_grey=[16, 32],
                  fc_blocks=1, fc_width=64, fc_width_grey=64, dct_pooling=False),
     "small": dict(levels=[2, 6, 6], widths=[32, 64, 128], levels_grey=[4, 6], widths_grey=[32, 64],
                   fc_blocks=2, fc_width=256, fc_width_grey=512, dct_pooling=False),
-    "paper": dict(levels=[8, 25, 25], widths=[32, 64, 128], levels_grey=[25, 25],
-                  widths_grey=[64, 128], fc_blocks=2, fc_width=1024, fc_width_grey=1024,
-                  dct_pooling=True),
+    "paper": dict(levels=[8, 24, 24], widths=[16, 32, 64], levels_grey=[24, 24],
+                  widths_grey=[32, 64], dropout=[0.0, 0.0, 0.25], dropout_grey=[0.0, 0.25],
+                  fc_blocks=1, fc_width=1024, fc_width_grey=1024, dct_pooling=True,
+                  downsampling="coupling", subnet="official", fc_coupling="glow",
+                  fc_dropout=0.5, clamp=0.7, fc_clamp=2.0, act_norm=0.75, global_affine="exp"),
+}
+
+#: The choices of the architecture's named parts (``ModelConfig`` fields), first the default.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "downsampling": ("irevnet", "haar", "coupling"),
+    "subnet": ("plain", "official"),
+    "fc_coupling": ("allinone", "glow"),
+    "global_affine": ("softplus", "exp"),
 }
 
 
@@ -84,7 +99,8 @@ class ModelConfig:
     #: The fields a preset sets and that a run may change on top of it (``--arch KEY=VALUE``).
     ARCHITECTURE: ClassVar[tuple[str, ...]] = (
         "levels", "widths", "fc_blocks", "fc_width", "dct_pooling", "downsampling", "clamp",
-        "act_norm", "mu_init")
+        "act_norm", "mu_init", "subnet", "dropout", "fc_dropout", "fc_coupling", "fc_clamp",
+        "global_affine")
 
     image_shape: tuple[int, int, int]
     n_classes: int
@@ -96,10 +112,20 @@ class ModelConfig:
     fc_blocks: int = 1
     fc_width: int = 64
     dct_pooling: bool = False
-    downsampling: str = "irevnet"  # or "haar"
+    downsampling: str = "irevnet"  # see CHOICES
     clamp: float = 1.5
     act_norm: float = 1.0
     mu_init: float = 5.0
+    #: coupling subnetworks: "plain" (conv-ReLU-1×1-ReLU-conv or linear-ReLU-linear, last layer
+    #: zero: each block starts as the identity) or "official" (the official code's: two 3×3 convs
+    #: with batch norm, ReLU, dropout and a 1×1 conv, or linear-ReLU-dropout-linear; Kaiming
+    #: initialisation)
+    subnet: str = "plain"
+    dropout: list[float] = field(default_factory=list)  #: per level, "official" subnets; [] = 0
+    fc_dropout: float = 0.0
+    fc_coupling: str = "allinone"  #: or "glow": a random permutation and a GLOW coupling
+    fc_clamp: float | None = None  #: soft clamp of the fully-connected blocks; None: ``clamp``
+    global_affine: str = "softplus"  #: parametrisation of the blocks' global scale (FrEIA's)
     fixed_mu_radius: float | None = None
     learn_class_weights: bool = False
     preset: str = "custom"
@@ -124,6 +150,14 @@ class ModelConfig:
                     or [0.25] * c)
         self.clamp = limits.real("clamp", self.clamp, low=0, high=100, low_open=True)
         self.act_norm = limits.real("act_norm", self.act_norm, low=0, high=100, low_open=True)
+        if self.fc_clamp is not None:
+            self.fc_clamp = limits.real("fc_clamp", self.fc_clamp, low=0, high=100, low_open=True)
+        if not isinstance(self.dropout, list | tuple) or len(self.dropout) not in (0, len(self.levels)):
+            raise ValueError(f"dropout must be a list of one rate per level ({len(self.levels)}) "
+                             f"or empty, got {type(self.dropout).__name__}")
+        self.dropout = [limits.real(f"dropout[{i}]", d, low=0, high=0.99) for i, d in
+                        enumerate(self.dropout)]
+        self.fc_dropout = limits.real("fc_dropout", self.fc_dropout, low=0, high=0.99)
         self.mu_init = limits.real("mu_init", self.mu_init, low=0, high=1e4)
         if self.fixed_mu_radius is not None:
             self.fixed_mu_radius = limits.real("fixed_mu_radius", self.fixed_mu_radius, low=0,
@@ -133,11 +167,15 @@ class ModelConfig:
         for name in ("dct_pooling", "learn_class_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        for name in ("preset", "dataset", "mode", "downsampling"):
+        for name in ("preset", "dataset", "mode", *CHOICES):
             if not isinstance(getattr(self, name), str) or len(getattr(self, name)) > 1000:
                 raise ValueError(f"{name} must be a text of at most 1000 characters")
-        if self.downsampling not in ("irevnet", "haar"):
-            raise ValueError(f"downsampling must be 'irevnet' or 'haar', not {self.downsampling!r}")
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not "
+                                 f"{getattr(self, name)!r}")
+        if self.subnet == "plain" and max(self.dropout + [self.fc_dropout]) > 0:
+            raise ValueError("dropout and fc_dropout need subnet 'official' (plain subnets have none)")
         if self.mode not in losses.MODES:
             raise ValueError(f"unknown mode {self.mode!r}; known: {', '.join(losses.MODES)}")
 
@@ -147,7 +185,7 @@ class ModelConfig:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
         arch = dict(PRESETS[preset])
-        grey = {key: arch.pop(f"{key}_grey") for key in ("levels", "widths", "fc_width")}
+        grey = {key.removesuffix("_grey"): arch.pop(key) for key in list(arch) if key.endswith("_grey")}
         if image_shape[0] == 1:
             arch.update(grey)
         arch.update(overrides)
@@ -181,9 +219,9 @@ class ModelConfig:
             raise CheckpointError(f"invalid model config: {err}") from err
 
 
-def _conv_subnet(width: int):
+def _conv_subnet(width: int, stride: int = 1):
     def make(c_in: int, c_out: int) -> nn.Module:
-        net = nn.Sequential(nn.Conv2d(c_in, width, 3, padding=1), nn.ReLU(),
+        net = nn.Sequential(nn.Conv2d(c_in, width, 3, stride=stride, padding=1), nn.ReLU(),
                             nn.Conv2d(width, width, 1), nn.ReLU(),
                             nn.Conv2d(width, c_out, 3, padding=1))
         nn.init.zeros_(net[-1].weight)  # each block starts as the identity coupling
@@ -197,6 +235,43 @@ def _fc_subnet(width: int):
         net = nn.Sequential(nn.Linear(c_in, width), nn.ReLU(), nn.Linear(width, c_out))
         nn.init.zeros_(net[-1].weight)
         nn.init.zeros_(net[-1].bias)
+        return net
+    return make
+
+
+#: The official code's batch-norm settings. In PyTorch's convention momentum 0.999 weights the
+#: newest batch by 0.999: the running statistics are (almost) those of the last training batch.
+_OFFICIAL_BATCHNORM = dict(momentum=0.999, eps=1e-4)
+
+
+def _official_conv_subnet(width: int, dropout: float = 0.0, relu_first: bool = False,
+                          stride: int = 1):
+    """The official code's convolutional subnetwork (``inn_architecture.py``): [ReLU,] 3×3 conv,
+    batch norm, ReLU, 3×3 conv (``stride`` 2: the downsampling coupling's strided subnet), batch
+    norm, ReLU, dropout, 1×1 conv; convolutions without bias but the last, Kaiming-initialised."""
+    def make(c_in: int, c_out: int) -> nn.Module:
+        layers: list[nn.Module] = [nn.ReLU()] if relu_first else []
+        layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=False),
+                   nn.BatchNorm2d(width, **_OFFICIAL_BATCHNORM), nn.ReLU(),
+                   nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False),
+                   nn.BatchNorm2d(width, **_OFFICIAL_BATCHNORM), nn.ReLU(),
+                   nn.Dropout2d(dropout), nn.Conv2d(width, c_out, 1)]
+        for layer in layers:
+            if isinstance(layer, nn.Conv2d):
+                nn.init.kaiming_normal_(layer.weight)
+        return nn.Sequential(*layers)
+    return make
+
+
+def _official_fc_subnet(width: int, dropout: float):
+    """The official code's fully-connected subnetwork: linear, ReLU, dropout, linear, with
+    Kaiming initialisation scaled by 0.1."""
+    def make(c_in: int, c_out: int) -> nn.Module:
+        net = nn.Sequential(nn.Linear(c_in, width), nn.ReLU(), nn.Dropout(dropout),
+                            nn.Linear(width, c_out))
+        for layer in (net[0], net[-1]):
+            nn.init.kaiming_normal_(layer.weight)
+            layer.weight.data.mul_(0.1)
         return net
     return make
 
@@ -232,35 +307,59 @@ def build_inn(config: ModelConfig) -> Ff.SequenceINN:
     import FrEIA.framework as Ff
     import FrEIA.modules as Fm
 
-    from .invertible import DCTPooling, Flatten
+    from .invertible import DCTPooling, DownsamplingCoupling, Flatten
+
+    official = config.subnet == "official"
+    dropout = config.dropout or [0.0] * len(config.levels)
+    fc_clamp = config.clamp if config.fc_clamp is None else config.fc_clamp
+    squeeze = Fm.IRevNetDownsampling if config.downsampling == "irevnet" else Fm.HaarDownsampling
+
+    def conv_subnet(level: int, first_block: bool):
+        if not official:
+            return _conv_subnet(config.widths[level])
+        # the official subnets start with a ReLU, except the very first, which reads the image
+        reads_image = first_block and level == 0 and config.image_shape[0] > 1
+        return _official_conv_subnet(config.widths[level], dropout[level], not reads_image)
 
     with private_global_rng(config.seed):
-        down = Fm.IRevNetDownsampling if config.downsampling == "irevnet" else Fm.HaarDownsampling
         inn = Ff.SequenceINN(*config.image_shape)
         c, h, w = config.image_shape
         if c == 1:
             if h % 2 or w % 2:
                 raise ValueError(f"grey images are squeezed 2 × 2 first: height and width must be "
                                  f"even, got {h}x{w}")
-            inn.append(down)
+            inn.append(squeeze)  # parameter-free: Haar for "coupling", as the official code
             c, h, w = 4, h // 2, w // 2
-        for level, (n_blocks, width) in enumerate(zip(config.levels, config.widths, strict=True)):
+        for level, n_blocks in enumerate(config.levels):
             if level > 0:
                 if h % 2 or w % 2:
                     raise ValueError(f"cannot downsample {h}x{w} for level {level + 1}: "
                                      f"use fewer levels for image shape {config.image_shape}")
-                inn.append(down)
+                if config.downsampling != "coupling":
+                    inn.append(squeeze)
+                else:  # its subnets are twice as wide as the level before: they see 4× the channels
+                    width, drop = 2 * config.widths[level - 1], dropout[level - 1]
+                    strided = (_official_conv_subnet(width, stride=2) if official
+                               else _conv_subnet(width, stride=2))
+                    inn.append(DownsamplingCoupling, subnet_strided=strided,
+                               subnet_low_res=(_official_conv_subnet(width, drop) if official
+                                               else _conv_subnet(width)), clamp=config.clamp)
                 c, h, w = 4 * c, h // 2, w // 2
-            for _ in range(n_blocks):
-                inn.append(Fm.AllInOneBlock, subnet_constructor=_conv_subnet(width),
+            for block in range(n_blocks):
+                inn.append(Fm.AllInOneBlock, subnet_constructor=conv_subnet(level, block == 0),
                            affine_clamping=config.clamp, global_affine_init=config.act_norm,
-                           permute_soft=True)
+                           global_affine_type=config.global_affine.upper(), permute_soft=True)
         inn.append(DCTPooling if config.dct_pooling else Flatten)
+        fc_subnet = (_official_fc_subnet(config.fc_width, config.fc_dropout) if official
+                     else _fc_subnet(config.fc_width))
         for _ in range(config.fc_blocks):
-            # hard permutations: a soft one over thousands of features is slow and large
-            inn.append(Fm.AllInOneBlock, subnet_constructor=_fc_subnet(config.fc_width),
-                       affine_clamping=config.clamp, global_affine_init=config.act_norm,
-                       permute_soft=False)
+            if config.fc_coupling == "glow":  # the official code's: both halves transformed
+                inn.append(Fm.PermuteRandom)
+                inn.append(Fm.GLOWCouplingBlock, subnet_constructor=fc_subnet, clamp=fc_clamp)
+            else:  # hard permutations: a soft one over thousands of features is slow and large
+                inn.append(Fm.AllInOneBlock, subnet_constructor=fc_subnet, affine_clamping=fc_clamp,
+                           global_affine_init=config.act_norm,
+                           global_affine_type=config.global_affine.upper(), permute_soft=False)
     return inn
 
 
@@ -276,6 +375,17 @@ def initial_means(n_classes: int, dim: int, scale: float) -> torch.Tensor:
     for k in range(n_classes):  # a loop over classes, not dimensions: 10⁵ dimensions took seconds
         mu[k, k:n_classes * per_class:n_classes] = value
     return mu
+
+
+def initial_mean_radius(scale: float) -> float:
+    """``‖μ_k‖ = scale/√2`` of :func:`initial_means`: orthogonal means at this radius lie ``scale``
+    apart. The official "class-NLL + regularisation" runs keep them there (``mu_init`` 5, 10, 18).
+
+    Example:
+        >>> round(float(initial_means(10, 3072, 10.0)[0].norm()), 4) == round(initial_mean_radius(10.0), 4)
+        True
+    """
+    return scale / math.sqrt(2.0)
 
 
 @dataclass
@@ -596,8 +706,11 @@ def unpack_state(tensors: dict[str, torch.Tensor], state: dict[str, torch.Tensor
                                   f"expected {tuple(state[key].shape)}")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{path}: {key} holds NaN or infinite values")
-        if not value.is_floating_point() and not state[key].is_floating_point():
-            # index buffers (DCT orders) are fixed by the config: they must be the built ones
+        if key.endswith("num_batches_tracked"):  # a batch-norm step counter, learned like weights
+            pass
+        elif not value.is_floating_point() and not state[key].is_floating_point():
+            # index buffers (DCT orders, random permutations) are fixed by the config: they must
+            # be the built ones
             if not torch.equal(value.long(), state[key].long()):
                 raise CheckpointError(f"{path}: {key} differs from the index buffer its config makes")
         elif key.endswith(("w_perm", "dct_h", "dct_w")) and key not in from_index:  # orthogonal

@@ -4,7 +4,9 @@ The loop reads top to bottom: data on the training device → model → optimise
 for each step, a batch with the paper's noise and label smoothing, the model's loss (the IB loss;
 softmax cross-entropy, or the VIB loss, for the baselines of :mod:`ibinn.baselines`), gradient
 clipping, a NaN guard, an optimiser step → running figures every :data:`REPORT_EVERY` steps →
-checkpoints every ``checkpoint_every`` steps and at the end → test metrics. ``TrainConfig.model``
+checkpoints every ``checkpoint_every`` steps and at the end → test metrics. With
+``snapshots`` > 0, an IB-INN run also keeps that many frames of its latent space forming
+(:data:`SNAPSHOTS_FILE`, see :meth:`_Run.snapshot`). ``TrainConfig.model``
 picks the model; everything else is the same for all. A step never waits for the device (see
 :class:`_Run`); ``compile`` runs the model and loss through ``torch.compile``; under ``torchrun``
 the processes share each global batch through ``DistributedDataParallel``.
@@ -40,10 +42,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from . import data as D
+from . import explore
 from . import limits as L
 from .baselines import MODEL_TYPES
 from .checkpoint import (
@@ -58,12 +62,20 @@ from .checkpoint import (
 from .device import Distributed, compile_blocker, compiled, matmul_peak_gflops, resolve_device
 from .losses import MODES
 from .metrics import bits_per_dim
-from .model import IBINN, ImageClassifier, ModelConfig
+from .model import IBINN, ImageClassifier, ModelConfig, initial_mean_radius
 
 STATE_FILE = "train_state.pt"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "train_config.json"
 METRICS_FILE = "metrics.json"
+#: Latent snapshots of a run with ``snapshots`` > 0: per frame, a fixed subset of test images and
+#: the class means projected to 2D (see :func:`ibinn.explore.snapshot_frame`); plain arrays.
+SNAPSHOTS_FILE = "snapshots.npz"
+#: Test images whose latents each snapshot keeps (class-balanced, the same in every frame): enough
+#: for clusters to read, few enough that a snapshot costs about one training step.
+SNAPSHOT_IMAGES = 300
+#: Most frames a run may keep (the file and the dashboard's animation stay small).
+MAX_SNAPSHOTS = 200
 
 #: Steps between fetches of the running figures from the device (the only host-device
 #: synchronisation of the loop besides epoch ends and checkpoints).
@@ -78,6 +90,8 @@ COMPILE_PAYS_AFTER_MINUTES = 10.0
 #: Settings that change where or how a run executes, not the model it makes: a resumed run takes
 #: them from the command, everything else from its saved config.
 RUN_ONLY = ("out", "root", "download", "device", "compile", "checkpoint_every")
+#: What :meth:`_Run.snapshot` keeps per frame, in :data:`SNAPSHOTS_FILE`.
+FRAME_KEYS = ("step", "epoch", "xy", "mu_xy", "accuracy", "explained")
 
 
 #: Data sets trained with random horizontal flips and crops by default; ``imagefolder:`` data gets
@@ -124,6 +138,7 @@ class TrainConfig:
     compile: str = "auto"  # "auto" (long runs where a compiler is present), "on", "off"
     checkpoint_every: int = 200
     max_bad_steps: int = 20
+    snapshots: int = 0  # frames of the latent space kept over the run (IB-INN; 0: none)
     out: str = "runs/model"
     model_overrides: dict = field(default_factory=dict)
 
@@ -149,7 +164,8 @@ class TrainConfig:
             setattr(self, name, L.real(name, getattr(self, name), low=low, high=high))
         self.grad_clip = L.real("grad_clip", self.grad_clip, low=0, low_open=True)
         for name, low, high in (("val_size", 0, 10**9), ("seed", 0, 2**32 - 1),
-                                ("checkpoint_every", 1, 10**9), ("max_bad_steps", 1, 10**9)):
+                                ("checkpoint_every", 1, 10**9), ("max_bad_steps", 1, 10**9),
+                                ("snapshots", 0, MAX_SNAPSHOTS)):
             setattr(self, name, L.integer(name, getattr(self, name), low, high))
         if self.augment is not None:
             D.check_augmentation(self.augment)
@@ -213,14 +229,14 @@ def _optimizer(model: ImageClassifier, config: TrainConfig) -> torch.optim.Optim
 
 def _make_model(config: TrainConfig, train_data: D.ImageData) -> ImageClassifier:
     mean, std = D.channel_stats(train_data.images)
-    dim = math.prod(train_data.image_shape)
     model_config = ModelConfig.from_preset(
         config.preset, train_data.image_shape, len(train_data.classes),
         classes=train_data.classes, mean=mean, std=std, dataset=config.dataset,
         mode=config.mode, gamma=config.gamma, seed=config.seed,
-        learn_class_weights=config.learn_class_weights,
-        fixed_mu_radius=math.sqrt(dim) if config.mode == "class-nll-reg" else None,
-        **config.model_overrides)
+        learn_class_weights=config.learn_class_weights, **config.model_overrides)
+    if config.mode == "class-nll-reg":  # the means stay where the official code starts them
+        model_config = dataclasses.replace(
+            model_config, fixed_mu_radius=initial_mean_radius(model_config.mu_init))
     return MODEL_TYPES[config.model](model_config)
 
 
@@ -265,6 +281,32 @@ def estimate_minutes(config: TrainConfig) -> float:
     flops = L.footprint(model_config.to_json()).train_gflops_per_image * 1e9 * n_images * config.epochs
     rate = matmul_peak_gflops(resolve_device(config.device).type) * 1e9 * TRAINING_EFFICIENCY
     return flops / rate / 60
+
+
+def snapshot_interval(total_steps: int, steps_per_epoch: int, frames: int) -> int:
+    """Steps between latent snapshots so that a run keeps about ``frames`` of them (plus its
+    first and last step): evenly spaced, on epoch ends whenever they are an epoch or more apart.
+    A 1-epoch run thus still animates in ``frames`` frames, and a 100-epoch one in at most
+    ``frames`` (every few epochs), so the file and the animation stay small however long it runs.
+
+    Example:
+        >>> snapshot_interval(10, 10, 40), snapshot_interval(1000, 10, 40)
+        (1, 30)
+    """
+    every = max(1, math.ceil(total_steps / max(1, frames)))
+    return steps_per_epoch * math.ceil(every / steps_per_epoch) if every >= steps_per_epoch else every
+
+
+def load_snapshots(out: str | Path) -> dict[str, np.ndarray]:
+    """The latent snapshots of the run in folder ``out`` (empty when it has none yet), as written
+    by :meth:`_Run.snapshot`: ``step`` and ``epoch`` ``(F,)``, ``xy`` ``(F, N, 2)``, ``mu_xy``
+    ``(F, K, 2)``, ``accuracy`` ``(F,)`` and ``explained`` ``(F, 2)`` per frame, and the images'
+    ``labels`` ``(N,)`` and the ``classes`` ``(K,)``."""
+    path = Path(out) / SNAPSHOTS_FILE
+    if not path.exists():
+        return {}
+    with np.load(path, allow_pickle=False) as f:
+        return {key: f[key] for key in f.files}
 
 
 def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
@@ -338,6 +380,11 @@ class _Run:
     _skipped_reported: int = 0
     #: the objective before torch.compile, until the compiled one has run its first step
     _eager_objective: torch.nn.Module | None = None
+    #: test images whose latents :meth:`snapshot` keeps (rank 0 of a run with snapshots, else None)
+    snapshot_data: D.ImageData | None = None
+    snapshot_every: int = 0
+    #: the frames so far, per :func:`load_snapshots` key (lists of per-frame arrays)
+    frames: dict[str, list] = field(default_factory=dict)
 
     @classmethod
     def start(cls, config: TrainConfig, device: torch.device, dist: Distributed, resume: bool) -> _Run:
@@ -401,6 +448,14 @@ class _Run:
         if state is not None:
             run.step, run.history, run.elapsed = state["step"], state["history"], state["elapsed"]
             run.first_step = run.step
+        if config.snapshots and isinstance(model, IBINN) and dist.is_main:
+            per_class = max(1, SNAPSHOT_IMAGES // len(test_data.classes))
+            run.snapshot_data = D.first_per_class(test_data, per_class)
+            run.snapshot_every = snapshot_interval(total_steps, steps_per_epoch, config.snapshots)
+            # a resumed run keeps the frames up to its checkpoint (later ones are taken again)
+            if state is not None and (saved := load_snapshots(out)):
+                kept = saved["step"] <= run.step
+                run.frames = {key: list(saved[key][kept]) for key in FRAME_KEYS}
         if dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
             atomic_write(out / CONFIG_FILE, lambda tmp: Path(tmp).write_text(
@@ -418,6 +473,33 @@ class _Run:
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "history": self.history,
                 "elapsed": self.elapsed})
+
+    def snapshot_due(self) -> bool:
+        """Whether this step (the start, every :attr:`snapshot_every` steps, the end) keeps a frame."""
+        return self.snapshot_data is not None and (
+            self.step % self.snapshot_every == 0 or self.step == self.total_steps)
+
+    @torch.no_grad()
+    def snapshot(self) -> None:
+        """Keep a frame of the latent space (:func:`ibinn.explore.snapshot_frame` of the
+        snapshot images) and rewrite :data:`SNAPSHOTS_FILE` atomically. The pass runs in eval
+        mode and the global RNG is restored after it, so a run takes the same steps with or
+        without snapshots."""
+        data = self.snapshot_data
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            frame = explore.snapshot_frame(self.model, data.images, data.labels)
+        values = {"step": self.step, "epoch": self.step / self.steps_per_epoch, "xy": frame.xy,
+                  "mu_xy": frame.mu_xy, "accuracy": frame.accuracy, "explained": frame.explained}
+        for key in FRAME_KEYS:
+            self.frames.setdefault(key, []).append(np.asarray(values[key]))
+        arrays = {key: np.stack(self.frames[key]).astype(np.float32 if key != "step" else np.int64)
+                  for key in FRAME_KEYS}
+        arrays |= {"labels": data.labels.numpy(), "classes": np.array(data.classes)}
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+        atomic_write(self.out / SNAPSHOTS_FILE, save)
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This process's share of the step's global batch, a pure function of ``(seed, step)``
@@ -577,15 +659,20 @@ def _train_locked(config: TrainConfig, device: torch.device, dist: Distributed,
                desc=f"{cfg.dataset} {what}", dynamic_ncols=True)
     run.model.train()
     started = time.perf_counter() - run.elapsed
+    if run.step == 0 and run.snapshot_due():
+        run.snapshot()  # the untrained model: the first frame
     while run.step < total:
         run.train_step()
+        if run.snapshot_due():
+            run.snapshot()
         bar.update(1)
         epoch_end = run.step % run.steps_per_epoch == 0 or run.step == total
         if run.step % REPORT_EVERY == 0 or epoch_end:
             bar.set_postfix({k: f"{v:.3f}" for k, v in run.report().items()})
             if callback and dist.is_main:
                 callback({"step": run.step, "total_steps": total, "lr": run.scheduler.get_last_lr()[0],
-                          "epoch": run.step / run.steps_per_epoch, **run.running})
+                          "epoch": run.step / run.steps_per_epoch,
+                          "elapsed_s": time.perf_counter() - started, **run.running})
         if epoch_end:
             record = run.end_epoch(started)
             if callback and dist.is_main:

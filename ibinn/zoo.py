@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError, atomic_write
-from .data import PRETRAINED_DIR, dataset_label, load_dataset
-from .evaluate import _jsonable, dataset_note, evaluate, markdown_table
+from .data import PRETRAINED_DIR, ImageData, dataset_label, load_dataset
+from .evaluate import CONVENTIONS, _jsonable, dataset_note, evaluate, markdown_table
 from .model import ImageClassifier
 from .train import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, TrainConfig, train
 
@@ -249,9 +249,8 @@ def add(run: str | Path, name: str, command: str, test_data: str | None = None,
     train_metrics = json.loads((run / METRICS_FILE).read_text())
     train_config = json.loads((run / CONFIG_FILE).read_text())
     train_config.pop("out", None)
-    test = load_dataset(test_data or shipped.config.dataset, "test", root=root_data)
-    report = evaluate(shipped, test, ood_sets, root=root_data)
-    demo = evaluate(shipped, load_dataset(f"demo:{family}"), ood_sets, root=root_data)
+    report, demo = _card_metrics(shipped, load_dataset(test_data or shipped.config.dataset, "test",
+                                                       root=root_data), family, ood_sets, root_data)
     card = {
         "name": name, "family": family,
         "dataset_label": dataset_label(shipped.config.dataset), "dataset": shipped.config.dataset,
@@ -268,6 +267,63 @@ def add(run: str | Path, name: str, command: str, test_data: str | None = None,
         json.dumps(_jsonable(card), indent=2)))
     write_derived(name, Path(root))
     return read_card(folder, Path(root))
+
+
+def _card_metrics(model: ImageClassifier, test: ImageData, family: str,
+                  ood_sets: list[str] | None, root_data: str | None,
+                  progress: bool = True) -> tuple[dict, dict]:
+    """A card's ``metrics`` (on ``test``) and ``demo_metrics`` (on the family's demo set)."""
+    return (evaluate(model, test, ood_sets, root=root_data, progress=progress),
+            evaluate(model, load_dataset(f"demo:{family}"), ood_sets, root=root_data,
+                     progress=progress))
+
+
+def full_test_set(dataset: str, root_data: str | Path | None = None) -> ImageData:
+    """The full test split of a card's ``dataset``, found where this machine keeps it.
+
+    Cards record the data set as trained, e.g. ``imagefolder:data/cifar10-jpeg`` relative to the
+    training folder: such a path that does not exist here is looked up in ``root_data`` by its
+    folder name (``root_data/cifar10-jpeg``). A torchvision set is read from ``root_data/<name>``
+    when that folder exists (``/work/shared/data/fashion-mnist``), else from ``root_data``.
+    """
+    if dataset.startswith("imagefolder:"):
+        folder = Path(dataset.split(":", 1)[1]).expanduser()
+        if not folder.is_dir() and root_data is not None:
+            folder = Path(root_data) / folder.name
+        return load_dataset(f"imagefolder:{folder}", "test")
+    named = Path(root_data) / dataset if root_data is not None else None
+    return load_dataset(dataset, "test", root=named if named and named.is_dir() else root_data)
+
+
+def reevaluate(family: str | None = None, root_data: str | Path | None = None,
+               root: Path = PRETRAINED_DIR, progress: bool = True, everything: bool = False,
+               on_card: Callable[[ModelCard], None] | None = None) -> list[ModelCard]:
+    """Evaluate every zoo model (of ``family``) again from its stored weights, without training.
+
+    Each card's ``metrics`` (full test set, see :func:`full_test_set`) and ``demo_metrics`` are
+    replaced by what :func:`ibinn.evaluate.evaluate` measures now, e.g. after a change of Table 1's
+    conventions; the weights are only read. Cards already evaluated under the current
+    :data:`ibinn.evaluate.CONVENTIONS` are skipped unless ``everything``, so a call that was
+    interrupted continues where it stopped: the manifest is rewritten after every card, leaving a
+    consistent zoo. ``on_card`` is called with each updated card.
+    """
+    updated = []
+    for card in list_models(root):
+        current = all(m.get("conventions") == CONVENTIONS for m in (card.metrics, card.demo_metrics))
+        if (family and card.family != family) or (current and not everything):
+            continue
+        model = load(card.name, device="cpu", root=root)  # sha256-checked
+        data = json.loads((card.path.parent / CARD).read_text())
+        report, demo = _card_metrics(model, full_test_set(data["dataset"], root_data), card.family,
+                                     None, None if root_data is None else str(root_data), progress)
+        data.update(metrics=report, demo_metrics=demo, evaluated=time.strftime("%Y-%m-%d"))
+        atomic_write(card.path.parent / CARD, lambda tmp, d=data: Path(tmp).write_text(
+            json.dumps(_jsonable(d), indent=2)))
+        write_manifest(Path(root))
+        updated.append(read_card(card.path.parent, Path(root)))
+        if on_card is not None:
+            on_card(updated[-1])
+    return updated
 
 
 #: Written into a rebuild's work folder once its model is in the zoo.

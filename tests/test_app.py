@@ -176,7 +176,7 @@ def test_models_page_lists_the_zoo_as_cards() -> None:
     body = texts(at)
     for card in zoo.list_models():
         assert card.name in body
-    assert "| test error | bits/dim |" in body
+    assert "| test error | bits/dim (exact) |" in body
     for family in {c.family for c in zoo.list_models()}:  # a sweep's shared notes are said once
         notes = {c.notes for c in zoo.list_models() if c.family == family}
         if len(notes) == 1 and notes != {""}:
@@ -517,6 +517,27 @@ def test_gamma_page_uses_the_cards_without_evaluating(monkeypatch) -> None:
     at.selectbox(key="gamma_ood_set").set_value(1).run()
     assert_clean(at)
     assert not np.array_equal(charts(at)[hist[0]]["data"][1]["x"], before)
+
+
+def test_gamma_page_shows_the_claims_checked_on_the_familys_cards() -> None:
+    from ibinn import claims
+
+    at = open_page("gamma")
+    family = at.multiselect(key="selected_models").value[0].split("/")[0]  # zoo keys: family/model
+    cards = [c for c in zoo.list_models() if c.family == family]
+    body = texts(at)
+    assert claims.markdown_claims(claims.check_claims(cards, family)).strip() in body
+    stale = claims.stale_note(cards, family)
+    assert (stale in [w.value for w in at.warning]) if stale else not at.warning
+
+
+def test_models_page_gives_bits_per_dim_both_ways() -> None:
+    body = texts(open_page("models"))
+    for card in zoo.list_models():
+        table1 = card.metrics.get("test", {}).get("bits_per_dim_table1")
+        if table1 is not None:
+            assert f"Bits/dim as Table 1 computes it (official code: no normalisation Jacobian, " \
+                   f"no Gaussian constant): {table1:.3f}" in body
 
 
 # --------------------------------------------------------------------------- Train

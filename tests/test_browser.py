@@ -27,7 +27,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 #: url path → number of plotly charts the page draws with the default selection (one model).
 PAGES = {"": 0, "latent": 1, "interpolation": 2, "sampling": 1, "ood": 3, "gamma": 2, "train": 0,
-         "your_image": 2}
+         "your_image": 2, "versus": 6}
 PAGE_TIMEOUT = 180  # seconds: the first page to use a model loads it and runs the demo set through it
 
 pytestmark = [
@@ -130,10 +130,17 @@ class Settled:
 
 def load_page(browser, url: str, expected_charts: int, shot: Path) -> None:
     """Open ``url``, wait until it settles, save a screenshot, and fail on any error shown."""
+    browser.get(url)
+    settle(browser, expected_charts, shot)
+
+
+def settle(browser, expected_charts: int, shot: Path) -> None:
+    """Wait until the page shown settles with ``expected_charts`` charts drawn, save a
+    screenshot, and fail on any error shown."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.get(url)
+    url = browser.current_url
     WebDriverWait(browser, PAGE_TIMEOUT, poll_frequency=0.5).until(Settled(expected_charts))
     time.sleep(1.0)  # let plotly finish its layout before the screenshot
     browser.save_screenshot(str(shot))
@@ -179,6 +186,24 @@ def test_comparison_in_chromium(path: str, server: str, browser, screenshots: Pa
 
 
 
+def test_latent_questions_in_chromium(server: str, browser, screenshots: Path) -> None:
+    """The Latent space page's class plane, confusion matrix and nearest neighbours, each chosen
+    by clicking its radio option as a visitor would."""
+    from selenium.webdriver.common.by import By
+
+    load_page(browser, f"{server}/latent", PAGES["latent"], screenshots / "latent.png")
+
+    def choose(option: str, charts: int, shot: str) -> str:
+        next(e for e in browser.find_elements(By.CSS_SELECTOR, "label") if e.text == option).click()
+        time.sleep(2.0)  # the rerun starts
+        settle(browser, charts, screenshots / f"latent-{shot}.png")
+        return browser.find_element(By.TAG_NAME, "body").text
+
+    assert "Class C" in choose("Plane through three class means", 1, "plane")
+    assert "demo images of class" in choose("Which classes does it confuse?", 2, "confusion")
+    assert "(query)" in choose("What is near an image?", 1, "neighbours")
+
+
 def test_rgb_rotation_in_chromium(server: str, browser, screenshots: Path) -> None:
     """The OoD page on a bundled RGB model: the RGB-rotation trajectory (paper Fig. 12)."""
     from selenium.webdriver.common.by import By
@@ -189,3 +214,19 @@ def test_rgb_rotation_in_chromium(server: str, browser, screenshots: Path) -> No
         pytest.skip("no bundled CIFAR-10 model")
     load_page(browser, f"{server}/ood?model={rgb[0]}", PAGES["ood"], screenshots / "ood-rgb.png")
     assert "RGB rotation" in browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_a_training_run_in_chromium(server: str, browser, screenshots: Path) -> None:
+    """The Train page: a short run started from the form draws its curves and the animation of
+    the latent space forming (with its play button) once it ends."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    load_page(browser, f"{server}/train", PAGES["train"], screenshots / "train.png")
+    epochs = browser.find_element(By.CSS_SELECTOR, 'input[aria-label="Epochs"]')
+    epochs.send_keys(Keys.CONTROL, "a")
+    epochs.send_keys("0.3", Keys.TAB)
+    next(b for b in browser.find_elements(By.TAG_NAME, "button") if b.text == "Start training").click()
+    time.sleep(2.0)  # the job is queued; the page then polls it until it ends
+    settle(browser, 2, screenshots / "train-forming.png")  # in this session: its job is listed
+    assert "▶ Play" in browser.find_element(By.TAG_NAME, "body").text

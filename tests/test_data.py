@@ -110,3 +110,26 @@ def test_dataset_label_and_the_jpeg_caveat(name, label, jpeg):
     assert D.dataset_label(name) == label
     assert D.is_cifar10_jpeg(name) == jpeg
     assert bool(dataset_note(name)) == jpeg
+
+
+def test_demo_sets_split_into_fixed_disjoint_balanced_train_and_test_parts(demo_fm):
+    train = ibinn.load_dataset("demo:fashion-mnist", "train")
+    test = ibinn.load_dataset("demo:fashion-mnist", "test")
+    assert len(train) == 1500 and len(test) == 500 and len(ibinn.load_dataset("demo:fashion-mnist")) == 2000
+    assert torch.equal(train.labels.bincount(), torch.full((10,), 150))
+    assert torch.equal(test.labels.bincount(), torch.full((10,), 50))
+    seen = {bytes(img) for img in train.images.numpy()}
+    assert not any(bytes(img) in seen for img in test.images.numpy())  # no test image trained on
+    # the test part is the last quarter of each class, in file order
+    last_shirts = demo_fm.images[torch.nonzero(demo_fm.labels == 0).flatten()[150:]]
+    assert torch.equal(test.images[test.labels == 0], last_shirts)
+    assert D.describe_dataset("demo:fashion-mnist")[0] == 1500  # what a run trains on
+    with pytest.raises(ValueError, match="split must be"):
+        ibinn.load_dataset("demo:fashion-mnist", "validation")
+
+
+def test_first_per_class_is_a_fixed_balanced_subset(demo_fm):
+    subset = D.first_per_class(demo_fm, 3)
+    assert subset.labels.bincount().tolist() == [3] * 10
+    first_bags = torch.nonzero(demo_fm.labels == 8).flatten()[:3]
+    assert torch.equal(subset.images[subset.labels == 8], demo_fm.images[first_bags])

@@ -5,6 +5,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as hst
+from hypothesis.extra.numpy import arrays as np_arrays
 from PIL import Image
 
 from ibinn import explore, metrics
@@ -112,3 +115,266 @@ def test_class_separation_is_the_mean_distance_between_centres(tiny_grey):
     total = 3 + 4 + 5 + (k - 3) * (3 + 4)
     assert apart == pytest.approx(total / (k * (k - 1) / 2))
     assert noise == pytest.approx(math.sqrt(mu.shape[1]))
+
+
+# --------------------------------------------------------------------------- latent-space questions
+
+def test_confusion_matrix_counts_true_rows_against_predicted_columns():
+    counts = explore.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 0], 3)
+    assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [2, 0, 1]]
+    with pytest.raises(ValueError, match="differ in length"):
+        explore.confusion_matrix([0, 1], [0], 3)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 3\)"):
+        explore.confusion_matrix([0, 3], [0, 1], 3)
+    with pytest.raises(ValueError, match="integers"):
+        explore.confusion_matrix([0.5], [0], 3)
+
+
+@settings(max_examples=50, deadline=None)
+@given(hst.integers(1, 6).flatmap(lambda k: hst.tuples(
+    hst.just(k), hst.lists(hst.tuples(hst.integers(0, k - 1), hst.integers(0, k - 1)), max_size=60))))
+def test_confusion_matrix_property(case):
+    k, pairs = case
+    labels = [t for t, _ in pairs]
+    predicted = [p for _, p in pairs]
+    counts = explore.confusion_matrix(np.asarray(labels, dtype=int), np.asarray(predicted, dtype=int), k)
+    assert counts.shape == (k, k) and counts.sum() == len(pairs)
+    assert counts.sum(1).tolist() == np.bincount(labels, minlength=k).tolist()
+    assert np.trace(counts) == sum(t == p for t, p in pairs)
+
+
+def test_most_confused_triple_takes_both_directions():
+    confusion = np.diag([50] * 5)
+    confusion[1, 3], confusion[3, 1] = 4, 5  # 9 mistakes between 1 and 3
+    confusion[0, 2] = 8  # more in one direction, fewer in all
+    confusion[4, 3], confusion[1, 2] = 2, 1  # 4 confused with 3 twice, 2 with 1 once
+    assert explore.most_confused_triple(confusion) == (1, 3, 4)
+    assert explore.most_confused_triple(np.eye(3)) == (0, 1, 2)  # no mistakes: lowest indices
+    with pytest.raises(ValueError, match="at least 3 classes"):
+        explore.most_confused_triple(np.eye(2))
+
+
+def test_class_plane_goes_through_the_three_means():
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(5, 12))
+    proj = explore.class_plane(mu, (4, 1, 2), names=list("abcde"))
+    assert np.allclose(proj.components @ proj.components.T, np.eye(2), atol=1e-12)
+    xy = proj.transform(mu[[4, 1, 2]])
+    # distances within the plane are latent distances, and the triangle is centred
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        assert np.linalg.norm(xy[i] - xy[j]) == pytest.approx(
+            np.linalg.norm(mu[[4, 1, 2]][i] - mu[[4, 1, 2]][j]), rel=1e-5)
+    assert np.allclose(xy.mean(0), 0, atol=1e-6)
+    assert xy[0, 1] == pytest.approx(xy[1, 1], abs=1e-6)  # axis 1 runs from a to b
+    assert proj.axis_titles == ("e → b", "⊥, towards c")
+    same = explore.fit_projection("class-plane", mu[:3], mu, classes=(4, 1, 2))
+    assert np.allclose(same.components, proj.components)
+    with pytest.raises(ValueError, match="three different"):
+        explore.class_plane(mu, (1, 1, 2))
+    with pytest.raises(ValueError, match="one line"):
+        explore.class_plane(np.array([[0.0, 0], [1, 1], [2, 2]]), (0, 1, 2))
+    with pytest.raises(ValueError, match="needs three classes"):
+        explore.fit_projection("class-plane", mu[:3], mu)
+
+
+def test_nearest_neighbours_are_sorted_and_exclude_the_point():
+    z = np.array([[0.0, 0.0], [3.0, 0.0], [1.0, 0.0], [0.0, 2.0], [1.0, 0.0]])
+    ids, distances = explore.nearest_neighbours(z, 0, 3)
+    assert ids.tolist() == [2, 4, 3] and distances.tolist() == [1.0, 1.0, 2.0]  # tie: lower index
+    with pytest.raises(ValueError, match="k"):
+        explore.nearest_neighbours(z, 0, 5)
+    with pytest.raises(ValueError, match="index"):
+        explore.nearest_neighbours(z, 7, 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(np_arrays(np.float32, hst.tuples(hst.integers(3, 30), hst.integers(2, 6)),
+                 elements=hst.floats(-100, 100, width=32)), hst.data())
+def test_nearest_neighbours_property(z, data):
+    index = data.draw(hst.integers(0, len(z) - 1))
+    k = data.draw(hst.integers(1, len(z) - 1))
+    ids, distances = explore.nearest_neighbours(z, index, k)
+    assert len(ids) == k and index not in ids and len(set(ids.tolist())) == k
+    assert np.all(np.diff(distances) >= 0)
+    others = np.delete(np.linalg.norm(z.astype(np.float64) - z[index], axis=1), index)
+    assert np.allclose(distances, np.sort(others)[:k])  # no point outside is nearer
+
+
+@settings(max_examples=30, deadline=None)
+@given(np_arrays(np.float64, hst.tuples(hst.integers(3, 8), hst.integers(3, 10)),
+                 elements=hst.floats(-10, 10)), hst.data())
+def test_class_plane_property(mu, data):
+    classes = data.draw(hst.permutations(range(len(mu))))[:3]
+    try:
+        proj = explore.class_plane(mu, classes)
+    except ValueError as err:  # only for means (nearly) on one line
+        assert "one line" in str(err)
+        return
+    assert np.allclose(proj.components @ proj.components.T, np.eye(2), atol=1e-6)
+    # the three means lie in the plane: projecting and lifting back returns them
+    lifted = proj.transform(mu[classes]) @ proj.components + proj.center
+    assert np.allclose(lifted, mu[classes].astype(np.float32), atol=1e-3)
+
+
+def test_knn_embedding_places_points_among_their_neighbours():
+    rng = np.random.default_rng(1)
+    anchors = np.concatenate([rng.normal(0, 0.1, (20, 4)), rng.normal(5, 0.1, (20, 4))])
+    anchor_xy = np.concatenate([np.zeros((20, 2)), np.full((20, 2), 10.0)])
+    xy = explore.knn_embedding(anchors, anchor_xy, [[0.0] * 4, [5.0] * 4, [4.9] * 4])
+    assert np.allclose(xy, [[0, 0], [10, 10], [10, 10]], atol=1e-6)
+    proj = explore.Projection("umap", anchors=anchors, anchor_xy=anchor_xy)
+    assert np.allclose(proj.transform(np.full(4, 5.0)), [[10, 10]])
+    with pytest.raises(ValueError, match="anchor_xy"):
+        explore.knn_embedding(anchors, anchor_xy[:3], anchors[:1])
+
+
+def test_independent_noise_changes_rows_but_keeps_the_means(tiny_grey):
+    shared = explore.sample_grid(tiny_grey, 2, 1.0, seed=3, classes=[0, 1])
+    own = explore.sample_grid(tiny_grey, 2, 1.0, seed=3, classes=[0, 1], independent=True)
+    assert np.array_equal(shared[0], explore.sample_grid(tiny_grey, 2, 1.0, seed=3, classes=[0])[0])
+    assert not np.allclose(own, shared)
+    means = explore.sample_grid(tiny_grey, 1, 0.0, classes=[0, 1], independent=True)
+    assert np.allclose(means[:, 0], tiny_grey.decode(tiny_grey.mu[:2].detach()).clamp(0, 1).numpy(),
+                       atol=1e-6)
+
+
+def test_recognised_samples_fall_with_temperature(tiny_grey, demo_fm):
+    reference = tiny_grey.bits_per_dim(demo_fm.images[:100]).numpy()
+    shares = explore.recognised_samples(tiny_grey, [0.0, 50.0], reference, n_per_class=3)
+    assert shares.shape == (2,) and np.all((shares >= 0) & (shares <= 1))
+    assert shares[1] < 0.5  # pure noise is neither recognised nor of typical likelihood
+
+
+def test_projection_arrays_round_trip(tiny_grey, demo_fm):
+    demo = demo_fm.subset(np.arange(120))
+    linear = ("pca-means", "class-plane", "pca")  # UMAP's fit would take a minute here
+    arrays = explore.projection_arrays(tiny_grey, demo, linear)
+    assert all(k.startswith("projection/") for k in arrays)
+    assert {f"projection/{m}/xy" for m in linear} <= set(arrays)
+    view = explore.summarize(tiny_grey, demo.images, demo.labels)
+    scores = explore.shipped_scores(arrays, demo.labels.numpy(), demo.image_shape)
+    assert np.array_equal(scores.predicted, view.predicted)
+    assert np.allclose(scores.bits_per_dim, view.bits_per_dim, atol=1e-4)
+    assert np.allclose(scores.typicality, view.typicality, atol=1e-2)
+    assert scores.accuracy == pytest.approx(view.accuracy)
+    triple = tuple(arrays["projection/class-plane/classes"].tolist())
+    assert triple == explore.most_confused_triple(
+        explore.confusion_matrix(view.labels, view.predicted, len(demo.classes)))
+    for method in linear:
+        fitted = explore.fit_projection(method, view.z, view.mu, classes=triple)
+        proj, xy, mu_xy = explore.shipped_projection(arrays, method, demo.classes)
+        assert np.allclose(xy, fitted.transform(view.z), rtol=2e-3, atol=2e-2)
+        assert np.allclose(mu_xy, fitted.transform(view.mu), rtol=2e-3, atol=2e-2)
+        assert proj.axis_titles == fitted.axis_titles or method == "class-plane"
+        with pytest.raises(ValueError, match="cannot place new latents"):
+            proj.transform(view.z[:1])
+    assert explore.shipped_projection(arrays, "class-plane", demo.classes)[0].axis_titles[0] == (
+        f"{demo.classes[triple[0]]} → {demo.classes[triple[1]]}")
+    assert explore.shipped_scores(arrays, demo.labels.numpy()[:10], demo.image_shape) is None  # stale
+    assert explore.shipped_projection({}, "pca") is None
+
+
+# --------------------------------------------------------------------------- generative vs discriminative
+
+@pytest.fixture()
+def tiny_baseline(tiny_grey):
+    """A tiny discriminative VIB (it has an OoD score, the info loss, but no likelihood)."""
+    import ibinn
+
+    return ibinn.MODEL_TYPES["vib"](tiny_grey.config)
+
+
+def test_capability_table_reads_the_declarations():
+    import ibinn
+
+    resnet, vib = ibinn.MODEL_TYPES["resnet"], ibinn.MODEL_TYPES["vib"]
+    table = explore.capability_table({"IB-INN": ibinn.IBINN, "ResNet": resnet, "VIB": vib})
+    assert list(table) == list(ibinn.IBINN.capabilities())
+    assert all(row["IB-INN"] for row in table.values())
+    assert [cap for cap, row in table.items() if row["ResNet"]] == ["classify"]
+    assert table["OoD score"]["VIB"] and not table["likelihood"]["VIB"]
+    assert explore.is_discriminative(vib) and not explore.is_discriminative(ibinn.IBINN)
+
+
+def test_summary_and_trajectory_of_a_model_without_likelihood(tiny_baseline, demo_fm):
+    x = demo_fm.images[:20]
+    view = explore.summarize(tiny_baseline, x, demo_fm.labels[:20])
+    assert np.allclose(view.proba, tiny_baseline.predict_proba(x).numpy(), atol=1e-6)
+    assert np.isnan(view.bits_per_dim).all() and np.isnan(view.typicality).all()
+    assert view.mu.size == 0
+    traj = explore.trajectory(tiny_baseline, x[0], "noise", [0.0, 0.2], None)
+    assert np.allclose(traj.proba[0], view.proba[0], atol=1e-6)
+    assert np.isnan(traj.bits_per_dim).all()
+
+
+def test_image_scores_are_each_models_own(tiny_grey, tiny_baseline, demo_fm):
+    x = demo_fm.images[:30]
+    scores = explore.image_scores(tiny_grey, x, reference_nll_mean=100.0)
+    proba = tiny_grey.predict_proba(x).double().numpy()
+    assert np.allclose(scores["confidence"], proba.max(1))
+    assert np.allclose(scores["entropy"], metrics.entropy(proba))
+    nll = -tiny_grey.log_likelihood(x).double().numpy()
+    assert np.allclose(scores["typicality"], np.abs(nll - 100.0), rtol=1e-5)
+    baseline = explore.image_scores(tiny_baseline, x)
+    assert set(baseline) == {"confidence", "entropy", "info_loss"}
+    assert np.allclose(baseline["info_loss"], tiny_baseline.info_loss(x).numpy(), rtol=1e-5)
+
+
+def test_detector_scores_survive_the_shipped_arrays(tiny_grey, demo_fm):
+    import io
+
+    from ibinn import ood
+
+    demo = demo_fm.subset(range(100))
+    scores = explore.detector_scores(tiny_grey, demo, ood_limit=40)
+    assert list(scores.ood) == ood.default_sets(tuple(demo.image_shape))
+    assert all(len(s["entropy"]) == 40 for s in scores.ood.values())
+    proba = tiny_grey.predict_proba(demo.images).numpy()
+    assert scores.ece == pytest.approx(metrics.calibration(proba, demo.labels.numpy())["ece"])
+    assert scores.reliability["counts"].sum() == proba.size  # every class probability is binned
+    arrays = explore.detector_arrays(tiny_grey, demo, ood_limit=40)
+    assert all(key.startswith("detector/") for key in arrays)
+    assert arrays["detector/in/typicality"].dtype == np.float16
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as stored:
+        back = explore.DetectorScores.from_arrays({key: stored[key] for key in stored.files})
+    assert back.ece == scores.ece and back.reference_nll_mean == scores.reference_nll_mean
+    assert np.allclose(back.in_distribution["confidence"], scores.in_distribution["confidence"],
+                       rtol=1e-3)
+    assert np.allclose(back.reliability["accuracy"], scores.reliability["accuracy"], equal_nan=True)
+    assert back.aucs == scores.aucs == explore.detector_aucs(scores)  # shipped, not recomputed
+    assert explore.DetectorScores.from_arrays({"projection/xy": np.zeros(2)}) is None
+
+
+def _scores(conf_in, conf_out, typ_in, typ_out) -> explore.DetectorScores:
+    """Hand-made scores of one in-distribution set and one OoD set called "odd"."""
+    def block(conf, typ):
+        return {"confidence": np.asarray(conf, float), "typicality": np.asarray(typ, float)}
+
+    return explore.DetectorScores(block(conf_in, typ_in), {"odd": block(conf_out, typ_out)},
+                                  {}, 0.0, 0.0)
+
+
+def test_max_softmax_flags_low_confidence_and_typicality_high_scores():
+    # confident on real images, unsure on the OoD set: max-softmax separates perfectly; the
+    # typicality scores point the wrong way round
+    aucs = explore.detector_aucs(_scores([0.9, 0.95, 0.99], [0.3, 0.5], [5, 6, 7], [1, 2]))
+    assert aucs == {"odd": {"max-softmax": 100.0, "typicality": 0.0}}
+    half = explore.detector_aucs(_scores([0.9, 0.5], [0.9, 0.5], [1, 2], [1, 2]))
+    assert half["odd"]["max-softmax"] == pytest.approx(50.0)
+
+
+def test_detector_duels_name_the_winner_or_a_tie():
+    aucs = {"IB-INN": {"a": {"max-softmax": 70.0, "typicality": 99.0}, "b": {"typicality": 60.0},
+                       "c": {"typicality": 80.0}},
+            "ResNet": {"a": {"max-softmax": 90.0}, "b": {"max-softmax": 95.0},
+                       "c": {"max-softmax": 80.5}}}
+    duels = explore.detector_duels(aucs)
+    assert [d.winner for d in duels] == ["IB-INN", "ResNet", None]
+    assert duels[0].best == (("IB-INN", "typicality", 99.0), ("ResNet", "max-softmax", 90.0))
+    assert duels[1].margin == pytest.approx(-35.0)
+    assert "ResNet ahead by 35.0 points" in duels[1].sentence and "tie" in duels[2].sentence
+    assert explore.duel_summary(duels) == "IB-INN wins on 1 of 3 OoD sets, ResNet on 1, 1 tie."
+    with pytest.raises(ValueError, match="two models"):
+        explore.detector_duels({"only": aucs["IB-INN"]})

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import ibinn
-from ibinn.jobs import JobManager, JobRefused, estimate_minutes, safe_name
+from ibinn.jobs import FIRST_RUN, Job, JobManager, JobRefused, estimate_minutes, safe_name
 from ibinn.limits import Limits
 from ibinn.model import build_inn
-from ibinn.train import TrainConfig, train
+from ibinn.train import REPORT_EVERY, TrainConfig, _compile_pays, train
 
 from .conftest import assert_same_weights
 
@@ -105,3 +105,22 @@ def test_a_failing_job_reports_a_plain_reason(tmp_path, managers):
     done = wait(manager, "a", job.id)
     assert done.status == "failed" and done.error_kind == "training diverged (NaN)", done.error
     assert "Traceback" not in done.error
+
+
+def test_remaining_time_comes_from_the_measured_step_speed():
+    job = Job(1, "run", "me", TrainConfig(dataset="demo:fashion-mnist"), 1.0, status="running")
+    assert job.remaining_seconds is None  # nothing measured yet
+    job.history = [{"step": 20, "total_steps": 220, "elapsed_s": 12.0},  # after data and model
+                   {"step": 40, "total_steps": 220, "elapsed_s": 14.0, "loss": 1.0},
+                   {"step": 60, "total_steps": 220, "elapsed_s": 16.0}]
+    assert job.remaining_seconds == pytest.approx(16.0)  # 0.1 s a step, 160 steps to go
+    job.status = "finished"
+    assert job.remaining_seconds is None
+
+
+def test_the_first_run_is_quick_watched_and_not_compiled():
+    assert FIRST_RUN.snapshots > 0 and FIRST_RUN.dataset.startswith("demo:")
+    steps = FIRST_RUN.epochs * (1350 // FIRST_RUN.batch_size)  # demo training images less validation
+    assert steps / REPORT_EVERY >= 30  # curves of many points
+    assert not _compile_pays(FIRST_RUN, torch.device("cpu"))
+    assert estimate_minutes(FIRST_RUN) < 2

@@ -86,3 +86,36 @@ def test_bad_gamma_and_mode():
         losses.ib_loss(z, log_det, mu, log_w, y, -1.0)
     with pytest.raises(ValueError, match="unknown loss mode"):
         losses.ib_loss(z, log_det, mu, log_w, y, 1.0, "nope")
+
+
+# ------------------------------------------------------- the official code's definitions (issue 17)
+def test_class_nll_uses_hard_labels_and_the_official_scale():
+    """The official loss is ``2 · (Σ_y round(y)·‖z − μ_y‖²/2 − log|det J|)/D``: with smoothed labels
+    the other class means pull nothing. By hand (_setup, D = 3): z0 = (1, 0, 0) labelled 0 (0.9
+    of 1): ‖z0 − μ0‖² = 1, log|det J| = 0.5, so 0.5 − 0.5 = 0; z1 = (0, 2, 0) labelled 1:
+    ‖z1 − μ1‖² = 4 + 9 = 13, so 6.5 + 1 = 7.5. Loss 2 · mean(0, 7.5) / 3 = 2.5."""
+    z, mu, log_w, log_det = _setup()
+    smoothed = torch.tensor([[0.9, 0.1], [0.1, 0.9]])
+    assert torch.allclose(losses.class_nll(z, log_det, mu, smoothed), torch.tensor([0.0, 7.5]))
+    for mode in ("class-nll", "class-nll-reg"):
+        assert losses.ib_loss(z, log_det, mu, log_w, smoothed, 1.0, mode).item() == pytest.approx(2.5)
+
+
+def test_ly_only_is_minus_l_y_as_the_official_code():
+    """γ = ∞ (the official ``no_NLL_term``): loss = −L_Y, not the Eq. 9 limit −2·L_Y. By hand
+    from the closed form of test_log_posterior_y_matches_closed_form (hard labels)."""
+    z, mu, log_w, log_det = _setup()
+    y = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    p0 = 0.25 * math.exp(-0.5) / (0.25 * math.exp(-0.5) + 0.75 * math.exp(-2.0))
+    p1 = 0.75 * math.exp(-6.5) / (0.25 * math.exp(-2.0) + 0.75 * math.exp(-6.5))
+    l_y = 0.5 * (math.log(p0) - math.log(0.25) + math.log(p1) - math.log(0.75))
+    for gamma, mode in ((math.inf, "ib"), (3.0, "ly-only")):
+        assert losses.ib_loss(z, log_det, mu, log_w, y, gamma, mode).item() == pytest.approx(-l_y)
+
+
+def test_lx_only_keeps_the_eq_9_limit():
+    """γ = 0 is 2·L_X/D, the limit of Eq. 9 and the official β = 0 (β_x = 2/(1+β) = 2)."""
+    z, mu, log_w, log_det = _setup()
+    expected = 2 * losses.nll_x(z, log_det, mu, log_w).mean() / 3
+    assert losses.ib_loss(z, log_det, mu, log_w, torch.eye(2), 0.0).item() == pytest.approx(
+        expected.item())

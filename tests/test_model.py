@@ -6,12 +6,15 @@ import torch
 import ibinn
 from ibinn.baselines import MODEL_TYPES, ResNetClassifier
 from ibinn.checkpoint import load_weights, save_weights
+from ibinn.invertible import DownsamplingCoupling
 from ibinn.model import PRESETS, ImageClassifier
 
 from .conftest import randomize
 
 
-@pytest.mark.parametrize("preset", list(PRESETS))
+# "paper" starts, as the official code does, with every block scaling by 0.75: its 56 blocks make
+# an untrained network too ill-conditioned to invert in float32; its parts are checked below
+@pytest.mark.parametrize("preset", [p for p in PRESETS if p != "paper"])
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_round_trip_every_preset(preset, shape):
     model = randomize(ibinn.IBINN(ibinn.ModelConfig.from_preset(preset, shape, 10)), scale=0.02)
@@ -21,10 +24,19 @@ def test_round_trip_every_preset(preset, shape):
     assert (model.decode(z) - x).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("shape,dct", [((1, 8, 8), False), ((3, 8, 8), True)])
-def test_log_det_matches_autograd_jacobian(shape, dct):
-    config = ibinn.ModelConfig(shape, 3, levels=[2, 1], widths=[8, 8], fc_blocks=1, fc_width=16,
-                               dct_pooling=dct)
+#: The paper preset's kinds of blocks (coupling downsampling, official subnets, GLOW block,
+#: exponential global scale), two levels deep instead of 56 blocks.
+SHALLOW_PAPER = dict(levels=[2, 1], widths=[8, 8], dropout=[0.0, 0.25], fc_width=16)
+
+
+@pytest.mark.parametrize("shape,arch", [((1, 8, 8), dict(dct_pooling=False)),
+                                        ((3, 8, 8), dict(dct_pooling=True)),
+                                        ((1, 8, 8), {**PRESETS["paper"], **SHALLOW_PAPER}),
+                                        ((3, 8, 8), {**PRESETS["paper"], **SHALLOW_PAPER})])
+def test_log_det_matches_autograd_jacobian(shape, arch):
+    arch = {k: v for k, v in arch.items() if not k.endswith("_grey")}
+    config = ibinn.ModelConfig(shape, 3, **{"levels": [2, 1], "widths": [8, 8], "fc_blocks": 1,
+                                            "fc_width": 16, **arch})
     model = randomize(ibinn.IBINN(config), scale=0.3).double().eval()
     x = torch.randn(1, *shape, dtype=torch.float64)
     with torch.no_grad():
@@ -118,6 +130,21 @@ def test_regularised_class_nll_fixes_means_on_sphere():
     assert torch.allclose(model.mu.norm(dim=1), torch.full((10,), 28.0))
 
 
+@pytest.mark.parametrize("mu_init", [5.0, 18.0])
+def test_regularised_class_nll_keeps_the_official_means_mu_init_apart(demo_fm, mu_init):
+    """The official class_nll_reg_{5,10,18} runs freeze μ at its initialisation: orthogonal
+    means ``mu_init`` apart, radius ``mu_init/√2`` (not √D)."""
+    from ibinn.train import TrainConfig, _make_model
+
+    config = TrainConfig(dataset="demo:fashion-mnist", mode="class-nll-reg", preset="tiny",
+                         model_overrides={"mu_init": mu_init})
+    mu = _make_model(config, demo_fm).mu
+    assert not mu.requires_grad
+    assert torch.allclose(mu.norm(dim=1), torch.full((10,), mu_init / math.sqrt(2)))
+    distances = torch.cdist(mu, mu)[~torch.eye(10, dtype=torch.bool)]
+    assert torch.allclose(distances, torch.full_like(distances, mu_init), atol=1e-4)
+
+
 CAPABILITIES = ["classify", "calibrated probabilities", "likelihood", "OoD score", "sample",
                 "interpolate", "exact inverse"]
 
@@ -167,3 +194,127 @@ def test_an_ibinn_file_that_does_not_invert_is_refused(tmp_path, tiny_grey):
     save_weights(tmp_path / "bad.safetensors", tensors, config)
     with pytest.raises(ibinn.CheckpointError, match="does not invert its own output"):
         ibinn.IBINN.from_file(tmp_path / "bad.safetensors")
+
+
+# ---------------------------------------------------------------- the paper preset (issue 17)
+def _block_parameters(inn) -> list[tuple[str, int]]:
+    return [(type(m).__name__, sum(p.numel() for p in m.parameters() if p.requires_grad))
+            for m in inn.module_list]
+
+
+def test_paper_preset_is_the_official_cifar10_network():
+    """The official code (github.com/VLL-HD/IB-INN, default.ini and inn_architecture.py) builds,
+    for 3 × 32 × 32: [8 couplings, downsampling coupling, 24, downsampling coupling, 24], DCT
+    pooling, a random permutation and one GLOW coupling. Its trainable parameters, counted by hand
+    from that code (μ and Φ aside), block by block:
+
+    - level 1 coupling, 3 channels split 2 | 1, subnet width 16: 3×3 conv 2→16 (288), BN (32),
+      3×3 conv 16→16 (2,304), BN (32), 1×1 conv 16→2 with bias (34), ActNorm scale and
+      offset (6): 2,696;
+    - downsampling 1 (split 1 | 2, width 32): strided subnet 1→16: 288 + 64 + 9,216 + 64 + 528 =
+      10,160; low-res subnet 8→8: 2,304 + 64 + 9,216 + 64 + 264 = 11,912; together 22,072;
+    - level 2 coupling, 12 channels split 6 | 6, width 32: 1,728 + 64 + 9,216 + 64 + 396 + 24 =
+      11,492;
+    - downsampling 2 (split 6 | 6, width 64): 6→48: 3,456 + 128 + 36,864 + 128 + 3,120 = 43,696;
+      24→48: 13,824 + 128 + 36,864 + 128 + 3,120 = 54,064; together 97,760;
+    - level 3 coupling, 48 channels split 24 | 24, width 64: 13,824 + 128 + 36,864 + 128 + 3,120
+      + 96 = 54,160;
+    - GLOW coupling over 3,072 features, two subnets 1,536 → 1,024 → 3,072:
+      2 × (1,573,888 + 3,148,800) = 9,445,376.
+
+    Total 8 × 2,696 + 22,072 + 24 × 11,492 + 97,760 + 24 × 54,160 + 9,445,376 = 11,162,424.
+    """
+    config = ibinn.ModelConfig.from_preset("paper", (3, 32, 32), 10)
+    blocks = _block_parameters(ibinn.model.build_inn(config))
+    coupling = "AllInOneBlock"
+    expected = ([(coupling, 2_696)] * 8 + [("DownsamplingCoupling", 22_072)]
+                + [(coupling, 11_492)] * 24 + [("DownsamplingCoupling", 97_760)]
+                + [(coupling, 54_160)] * 24
+                + [("DCTPooling", 0), ("PermuteRandom", 0), ("GLOWCouplingBlock", 9_445_376)])
+    assert blocks == expected
+    assert sum(n for _, n in blocks) == 11_162_424
+    assert (config.clamp, config.fc_clamp, config.act_norm) == (0.7, 2.0, 0.75)
+
+
+def test_paper_preset_grey_is_the_official_mnist_network():
+    """For 28 × 28 grey images the official code squeezes with Haar wavelets in place of the first
+    level: Haar, 24 couplings (4 channels, width 32: 10,060 each), downsampling coupling (39,312 +
+    42,768), 24 couplings (16 channels, width 64: 42,800 each), DCT, GLOW over 784 features
+    (2 × (392·1,024 + 1,024 + 1,024·784 + 784)); 3,762,784 in all, by hand as above."""
+    blocks = _block_parameters(ibinn.model.build_inn(
+        ibinn.ModelConfig.from_preset("paper", (1, 28, 28), 10)))
+    expected = ([("HaarDownsampling", 0)] + [("AllInOneBlock", 10_060)] * 24
+                + [("DownsamplingCoupling", 82_080)] + [("AllInOneBlock", 42_800)] * 24
+                + [("DCTPooling", 0), ("PermuteRandom", 0), ("GLOWCouplingBlock", 2_412_064)])
+    assert blocks == expected and sum(n for _, n in blocks) == 3_762_784
+
+
+def test_paper_preset_subnets_have_batch_norm_and_the_official_dropout():
+    model = ibinn.IBINN(ibinn.ModelConfig.from_preset("paper", (3, 32, 32), 10))
+    def dropout_rates(module):
+        return sorted({m.p for m in module.modules() if isinstance(m, torch.nn.Dropout | torch.nn.Dropout2d)})
+    couplings = [m for m in model.inn.module_list if type(m).__name__ == "AllInOneBlock"]
+    assert [dropout_rates(m) for m in couplings[::8]] == [[0.0]] * 4 + [[0.25]] * 3
+    assert all(any(isinstance(m, torch.nn.BatchNorm2d) for m in c.modules()) for c in couplings)
+    assert dropout_rates(model.inn.module_list[-1]) == [0.5]
+    # the first subnet reads the image: it alone does not start with a ReLU
+    firsts = [type(c.subnet[0]).__name__ for c in couplings]
+    assert firsts[0] == "Conv2d" and set(firsts[1:]) == {"ReLU"}
+
+
+@pytest.mark.parametrize("channels", [3, 12])
+def test_downsampling_coupling_inverts_and_its_log_det_is_the_jacobians(channels):
+    def subnet(stride):
+        return lambda c_in, c_out: torch.nn.Sequential(
+            torch.nn.Conv2d(c_in, 8, 3, stride, padding=1), torch.nn.Tanh(),
+            torch.nn.Conv2d(8, c_out, 3, padding=1))
+    torch.manual_seed(0)
+    block = DownsamplingCoupling([(channels, 4, 4)], subnet_strided=subnet(2),
+                                 subnet_low_res=subnet(1), clamp=0.7).double()
+    assert block.output_dims([(channels, 4, 4)]) == [(4 * channels, 2, 2)]
+    x = torch.randn(1, channels, 4, 4, dtype=torch.float64)
+    with torch.no_grad():
+        (y,), log_det = block([x])
+        (x_back,), log_det_back = block([y], rev=True)
+    assert y.shape == (1, 4 * channels, 2, 2)
+    assert torch.allclose(x_back, x, atol=1e-10) and torch.allclose(log_det_back, -log_det)
+    jac = torch.autograd.functional.jacobian(
+        lambda v: block([v.view(1, channels, 4, 4)])[0][0].flatten(), x.flatten())
+    assert abs(float(log_det) - float(torch.linalg.slogdet(jac)[1])) < 1e-8
+    assert abs(float(log_det)) > 1e-2  # not volume preserving: the check is not trivial
+
+
+def test_shallow_paper_network_round_trips_and_keeps_batch_norm_statistics(tmp_path, demo_fm):
+    config = ibinn.ModelConfig.from_preset("paper", (1, 28, 28), 10, **SHALLOW_PAPER)
+    model = ibinn.IBINN(config)
+    x = demo_fm.images[:16]
+    model.train()
+    with torch.no_grad():  # a training pass moves the batch-norm statistics off their start
+        model(model.normalization.normalize(x.float() / 255))
+    assert (model.decode(model.encode(x)) - x.float() / 255).abs().max() < 1e-4
+    loaded = ibinn.load(model.save(tmp_path / "m.safetensors"), device="cpu")
+    assert loaded.config == config
+    assert torch.equal(loaded.predict_proba(x), model.predict_proba(x))
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (dict(dropout=[0.1, 0.1]), "need subnet 'official'"),
+    (dict(subnet="official", dropout=[0.1]), "one rate per level"),
+    (dict(subnet="official", fc_dropout=1.0), "fc_dropout"),
+    (dict(downsampling="bicubic"), "downsampling must be one of"),
+    (dict(fc_coupling="maf"), "fc_coupling must be one of"),
+    (dict(global_affine="sigmoid"), "global_affine must be one of"),
+    (dict(fc_clamp=0.0), "fc_clamp"),
+])
+def test_bad_architecture_fields_are_refused(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        ibinn.ModelConfig.from_preset("tiny", (1, 28, 28), 10, **overrides)
+
+
+def test_configs_saved_before_the_paper_fields_load_as_before():
+    """Checkpoints written before issue 17 lack the new fields: they mean what they meant."""
+    config = ibinn.ModelConfig.from_preset("small", (1, 28, 28), 10)
+    old = {k: v for k, v in config.to_json().items()
+           if k not in ("subnet", "dropout", "fc_dropout", "fc_coupling", "fc_clamp", "global_affine")}
+    assert ibinn.ModelConfig.from_json(old) == config
+    assert (config.subnet, config.fc_coupling, config.global_affine) == ("plain", "allinone", "softplus")

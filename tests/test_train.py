@@ -6,13 +6,24 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import ibinn
+from ibinn import explore
 from ibinn.checkpoint import RunFolderBusy, run_folder_lock
 from ibinn.device import Distributed
-from ibinn.train import REPORT_EVERY, STATE_FILE, TrainConfig, _Run, train
+from ibinn.train import (
+    MAX_SNAPSHOTS,
+    REPORT_EVERY,
+    STATE_FILE,
+    TrainConfig,
+    _Run,
+    load_snapshots,
+    snapshot_interval,
+    train,
+)
 
 from .conftest import assert_same_weights
 
@@ -28,8 +39,8 @@ def test_loss_falls_and_model_is_saved(tmp_path):
     result = train(_config(tmp_path, epochs=2), callback=seen.append, progress=False)
     losses = [r["loss"] for r in seen if "loss" in r and "val_error" not in r]
     assert losses[-1] < losses[0] - 0.5
-    assert result.metrics["steps"] == 2 * (1800 // 64)
-    assert result.history[-1]["val_error"] < 0.6  # far better than chance (0.9) after 56 steps
+    assert result.metrics["steps"] == 2 * (1350 // 64)  # the demo's 1,500 training images less 150
+    assert result.history[-1]["val_error"] < 0.6  # far better than chance (0.9) after 42 steps
     loaded = ibinn.load(tmp_path / "run")
     assert loaded.config.dataset == "demo:fashion-mnist"
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test_error"] < 0.6
@@ -161,7 +172,7 @@ def test_a_second_run_into_a_busy_folder_refuses(tmp_path):
 def test_two_gloo_processes_train_what_one_process_trains(tmp_path):
     """torchrun with 2 CPU processes (gloo, DDP), stopped once and resumed, ends where a single
     process with the same global batch ends. Tolerance: the gradient of the global batch is the mean
-    of two half-batch means, summed in another order, so fp32 rounding differs; after 56 Adam steps
+    of two half-batch means, summed in another order, so fp32 rounding differs; after 42 Adam steps
     the weights agree to 2e-3 (measured: about 2e-4 after 14 steps), and the test error exactly."""
     args = ["train", "--dataset", "demo:fashion-mnist", "--preset", "tiny", "--epochs", "1",
             "--batch-size", "32", "--device", "cpu", "--compile", "off", "--quiet"]
@@ -179,7 +190,7 @@ def test_two_gloo_processes_train_what_one_process_trains(tmp_path):
     assert done.returncode == 0, done.stderr
     metrics = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("one", "two")]
     assert metrics[1]["processes"] == 2 and metrics[1]["resumed_from_step"] == REPORT_EVERY
-    assert metrics[0]["steps"] == metrics[1]["steps"] == 1800 // 32
+    assert metrics[0]["steps"] == metrics[1]["steps"] == 1350 // 32  # demo training part less 150
     assert metrics[0]["test_error"] == pytest.approx(metrics[1]["test_error"], abs=2e-3)
     a, b = (ibinn.load(tmp_path / run, device="cpu").state_dict() for run in ("one", "two"))
     worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
@@ -233,3 +244,79 @@ def test_compiled_inference_gives_the_eager_results():
     compiled = model.infer(images, batch_size=64)  # batches of 64 and 36: one dynamic graph
     assert torch.allclose(eager.log_posterior, compiled.log_posterior, atol=1e-4)
     assert torch.allclose(eager.bits_per_dim, compiled.bits_per_dim, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- latent snapshots
+
+def test_snapshot_interval_spaces_frames_evenly_and_on_epoch_ends_when_apart():
+    assert snapshot_interval(10, 21, 40) == 1  # a short run: every step
+    assert snapshot_interval(21, 21, 8) == 3  # within an epoch: every few steps
+    assert snapshot_interval(840, 21, 40) == 21  # 40 epochs, 40 frames: every epoch end
+    assert snapshot_interval(10_500, 21, 40) == 21 * 13  # 500 epochs: every 13th epoch end
+    with pytest.raises(ValueError, match="snapshots"):
+        TrainConfig(snapshots=MAX_SNAPSHOTS + 1)
+
+
+def test_snapshots_leave_the_run_unchanged_and_survive_a_resume(tmp_path):
+    """Frames at the start, every few steps and the end; the same weights as a run without
+    snapshots (eval mode, RNG untouched); an interrupted run resumed keeps the same frames."""
+    plain = train(_config(tmp_path / "plain", epochs=0.5), progress=False)
+    watched = train(_config(tmp_path / "watched", epochs=0.5, snapshots=4), progress=False)
+    assert_same_weights(plain.model, watched.model)
+    frames = load_snapshots(watched.out)
+    steps = watched.metrics["steps"]  # 10: frames every 3 steps and at the end
+    assert frames["step"].tolist() == [0, 3, 6, 9, steps]
+    assert frames["xy"].shape == (5, 300, 2) and frames["mu_xy"].shape == (5, 10, 2)
+    assert np.bincount(frames["labels"]).tolist() == [30] * 10  # held-out test images, balanced
+    assert frames["classes"][0] == "T-shirt/top"
+    assert frames["accuracy"][-1] > frames["accuracy"][0] + 0.2  # it learns as it is watched
+    assert np.allclose(frames["mu_xy"].mean(1), 0, atol=1e-4)  # the means' own PCA: centred on them
+
+    calls = {"n": 0}
+
+    def stop_after_7() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 7
+
+    cfg = _config(tmp_path / "resumed", epochs=0.5, snapshots=4)
+    assert not train(cfg, should_stop=stop_after_7, progress=False).finished
+    assert load_snapshots(cfg.out)["step"].tolist() == [0, 3, 6]
+    resumed = train(cfg, resume=True, progress=False)
+    again = load_snapshots(resumed.out)
+    assert again["step"].tolist() == frames["step"].tolist()
+    assert np.allclose(again["xy"], frames["xy"], atol=1e-4)
+    assert not load_snapshots(tmp_path / "plain")  # off by default
+
+
+def test_a_snapshot_projects_on_the_means_plane_and_leaves_mode_and_rng_alone(tmp_path):
+    run = _Run.start(_config(tmp_path, snapshots=2), torch.device("cpu"), Distributed(), False)
+    run.model.train()
+    rng = torch.get_rng_state()
+    run.snapshot()
+    assert run.model.training and torch.equal(torch.get_rng_state(), rng)
+    frames = load_snapshots(run.out)
+    # independently: centre the class means, their two principal directions, project onto them
+    mu = run.model.mu.detach().double().numpy()
+    axes = np.linalg.svd(mu - mu.mean(0))[2][:2]
+    z = run.model.infer(run.snapshot_data.images).z.double().numpy()
+    expected = (z - mu.mean(0)) @ axes.T
+    assert np.allclose(np.abs(frames["xy"][0]), np.abs(expected), atol=1e-3)  # signs are free
+    predicted = run.model.infer(run.snapshot_data.images).log_posterior.argmax(1)
+    assert np.isclose(frames["accuracy"][0], (predicted == run.snapshot_data.labels).float().mean())
+
+
+def test_align_frames_undoes_rotations_and_reflections_but_not_growth():
+    rng = np.random.default_rng(0)
+    last_xy, last_mu = rng.normal(size=(50, 2)), rng.normal(size=(10, 2))
+    turn = np.array([[np.cos(1.0), -np.sin(1.0)], [np.sin(1.0), np.cos(1.0)]])
+    flip = np.diag([1.0, -1.0])
+    xy = np.stack([0.5 * last_xy @ turn, last_xy @ flip, last_xy])
+    mu = np.stack([0.5 * last_mu @ turn, last_mu @ flip, last_mu])
+    xy[1, 3] = np.nan  # a point not drawn in one frame is ignored by the fit
+    aligned_xy, aligned_mu = explore.align_frames(xy, mu)
+    assert np.allclose(aligned_xy[2], last_xy) and np.allclose(aligned_mu[1], last_mu)
+    assert np.allclose(aligned_xy[0], 0.5 * last_xy)  # the early, smaller space stays smaller
+    assert np.isnan(aligned_xy[1, 3]).all() and np.allclose(np.delete(aligned_xy[1], 3, 0),
+                                                             np.delete(last_xy, 3, 0))
+    with pytest.raises(ValueError, match="frames must be"):
+        explore.align_frames(xy[..., :1], mu)

@@ -10,7 +10,7 @@ import torch
 import ibinn
 from ibinn import zoo
 from ibinn.cli import main
-from ibinn.evaluate import evaluate
+from ibinn.evaluate import CONVENTIONS, evaluate
 from ibinn.plots import axis_label
 from ibinn.train import TrainConfig, train
 
@@ -225,3 +225,37 @@ def test_gamma_axis_names_the_ends():
 
 def test_gamma_parsing():
     assert zoo._gamma("inf") == math.inf and zoo._gamma(0.1) == 0.1
+
+
+def test_reevaluate_updates_stale_cards_only_and_keeps_the_manifest(tiny_zoo, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_zoo, root)
+    assert zoo.reevaluate(root=root, progress=False) == []  # already under the current conventions
+    card_path = root / "fashion-mnist/tiny-test/card.json"
+    stale = json.loads(card_path.read_text())
+    stale["metrics"].pop("conventions")
+    stale["metrics"]["ood"] = {"noise": {"auc_typicality": 1.0}}  # as cards before Table 1's rules
+    card_path.write_text(json.dumps(stale))
+    zoo.write_manifest(root)
+    weights = (root / "fashion-mnist/tiny-test/model.safetensors").read_bytes()
+    [card] = zoo.reevaluate(root=root, progress=False)
+    assert card.metrics["conventions"] == CONVENTIONS and "bits_per_dim_table1" in card.metrics["test"]
+    assert set(card.metrics["ood"]) == {"inverted", "noise-gaussian", "cifar10-grey", "noise-uniform"}
+    assert card.metrics["ood_average"]["sets"] == ["inverted", "noise-gaussian", "cifar10-grey"]
+    assert (root / "fashion-mnist/tiny-test/model.safetensors").read_bytes() == weights
+    zoo.load(card.name, device="cpu", root=root)  # the manifest matches the rewritten card
+
+
+def test_full_test_set_finds_a_cards_image_folder_under_the_data_root(tmp_path):
+    from PIL import Image
+
+    for split, count in (("train", 1), ("test", 3)):
+        (tmp_path / "cifar10-jpeg" / split / "cat").mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (32, 32)).save(tmp_path / "cifar10-jpeg" / split / "cat" / f"{i}.png")
+    # the card's path is relative to where the model was trained: looked up by name in the root
+    assert len(zoo.full_test_set("imagefolder:data/cifar10-jpeg", tmp_path)) == 3
+    with pytest.raises(ibinn.DataError, match="does not exist"):
+        zoo.full_test_set("imagefolder:data/cifar10-jpeg", tmp_path / "elsewhere")

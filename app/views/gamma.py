@@ -91,3 +91,14 @@ with right:
         st.plotly_chart(common.figure(figures.histograms, {"demo test images": view.bits_per_dim, label: out},
                                            "bits/dim", title=e.label, height=260),
                         key=f"gamma_hist_{e.key}")
+
+st.subheader("The paper's claims on these cards")
+claims_table, stale = common.zoo_claims(family)
+if claims_table:
+    st.caption("Each qualitative claim of the paper (its figures: Table 1, CIFAR-10), checked on the "
+               "cards of this data set by the rule beside it; `ibinn zoo --claims` prints the same.")
+    st.markdown(claims_table)
+    if stale:
+        st.warning(stale)
+else:
+    st.info("The pretrained zoo holds no card of this data set: the claims are checked on cards only.")

@@ -1,6 +1,9 @@
-"""Latent space: the demo set's latents projected to 2D (the paper's Fig. 7)."""
+"""Latent space: the demo set's latents projected to 2D (the paper's Fig. 7), and two questions to
+it: which classes does the model confuse, and what lies near a given image."""
 
 from __future__ import annotations
+
+import math
 
 import common
 import figures
@@ -16,13 +19,21 @@ from hundreds of dimensions to two. Stars are the class centres **μ_y**.
 
 * **PCA of μ_y** (the paper's Fig. 7) picks the two directions in which the class centres differ
   most: a faithful *linear* view of how the classes are laid out.
+* **Plane through three class means** is linear too: it shows the exact plane through three
+  centres, so their distances are true latent distances. It starts on the two classes the model
+  confuses most and the class most confused with either: there ambiguous images sit *between*
+  the centres instead of being hidden behind other classes.
 * **PCA of z** picks the directions in which the images themselves vary most.
 * **UMAP** is non-linear: it keeps neighbours together, but distances between clusters mean little.
-  It is fitted once per model (up to a minute the first time), then cached.
+  The bundled models ship it; for others it is fitted once per model (a while the first time).
 
 Hovering a dot shows its true and predicted class, the top posterior and the NLL; **click a dot,
 or draw a box or lasso** around several, to see the image itself, its full posterior and its
 typicality score below the plot.
+
+Below the plot, ask the latent space a question: the **confusion matrix** of the demo set (pick a
+cell to see its images) or the **nearest neighbours** of one image in z (all dimensions, not the
+2D view: neighbours that look alike share what the model encodes).
 
 With **small γ** the blobs overlap (the model cares about modelling images, and similar classes
 such as shirt / T-shirt share space, which keeps its uncertainty honest). With **large γ** the
@@ -35,6 +46,32 @@ method = c1.radio("Projection", list(explore.PROJECTIONS), format_func=explore.P
                   horizontal=True, key="latent_projection")
 color = c2.radio("Colour by", ["true class", "predicted class"], horizontal=True, key="latent_color")
 n_show = c3.select_slider("Points", [500, 1000, 2000], value=2000, key="latent_points")
+THUMBNAILS = 24  #: images shown at most for a confusion-matrix cell
+NN_INDEX = "latent_nn_index"
+
+
+def thumbnails(data, ids: np.ndarray, captions: list[str]) -> None:
+    """Demo images ``ids`` at ≥ 64 px each, with captions."""
+    scale = max(1, math.ceil(64 / data.images.shape[-1]))
+    st.image([figures.to_rgb(data.images[int(i)].numpy() / 255.0, scale) for i in ids],
+             caption=captions)
+
+
+def plane_picker(entry: common.ModelEntry) -> tuple[int, int, int]:
+    """Three class selectors for the class plane, starting on ``entry``'s most confused classes."""
+    names = common.demo_of(entry).classes
+    default = common.default_plane(entry)
+    cols = st.columns(3)
+    picked = tuple(int(col.selectbox(f"Class {'ABC'[i]}", range(len(names)), index=default[i],
+                                     format_func=names.__getitem__, key=f"latent_plane_{i}"))
+                   for i, col in enumerate(cols))
+    st.caption(f"The plane through three class means. It starts on **{names[default[0]]}** and "
+               f"**{names[default[1]]}**, the pair {entry.label} confuses most, and "
+               f"**{names[default[2]]}**, the class most confused with either.")
+    if len(set(picked)) < 3:
+        st.warning("Choose three different classes: the plane runs through their three means.")
+        st.stop()
+    return picked  # type: ignore[return-value]
 
 
 def selected_ids(event) -> list[int]:
@@ -44,11 +81,14 @@ def selected_ids(event) -> list[int]:
     return [int(p["customdata"][0]) for p in points if p.get("customdata")]
 
 
-def panel(entry: common.ModelEntry, height: int, single: bool, axis_ranges=None) -> None:
-    view = common.view_of(entry)
+def panel(entry: common.ModelEntry, height: int, single: bool, plane, axis_ranges=None) -> None:
     data = common.demo_of(entry)
-    proj, xy, mu_xy = common.projection_of(entry, method)
-    by = view.labels if color == "true class" else view.predicted
+    if plane is not None and max(plane) >= len(data.classes):
+        st.warning(f"{entry.label} has only {len(data.classes)} classes: no plane through these.")
+        return
+    scores = common.scores_of(entry)
+    proj, xy, mu_xy = common.points_of(entry, method, plane)
+    by = scores.labels if color == "true class" else scores.predicted
     if n_show < len(xy):  # an evenly spaced subset; the others are not drawn
         hidden = np.ones(len(xy), bool)
         hidden[np.linspace(0, len(xy) - 1, n_show).astype(int)] = False
@@ -56,24 +96,29 @@ def panel(entry: common.ModelEntry, height: int, single: bool, axis_ranges=None)
     if not single:  # the title above the chart, not in it: the toolbar would cover it
         st.markdown(f"**{entry.label}**")
     fig = common.figure(
-        figures.latent_scatter, xy, by, data.classes, mu_xy, view.confidence, -view.log_likelihood,
-        view.bits_per_dim, view.labels, view.predicted, proj.axis_titles,
-        title="", height=height, legend_below=not single, axis_ranges=axis_ranges)
+        figures.latent_scatter, xy, by, data.classes, mu_xy, scores.confidence,
+        -scores.log_likelihood, scores.bits_per_dim, scores.labels, scores.predicted,
+        proj.axis_titles, title="", height=height, legend_below=not single, axis_ranges=axis_ranges)
     # The figure must not depend on the selection: a changed figure is a new widget, which would
     # drop the selection it was made with.
-    event = st.plotly_chart(fig, key=f"sel-{entry.key}-{method}", on_select="rerun",
+    suffix = "" if plane is None else "-" + "-".join(map(str, plane))
+    event = st.plotly_chart(fig, key=f"sel-{entry.key}-{method}{suffix}", on_select="rerun",
                             selection_mode=("points", "box", "lasso"), width="stretch")
-    st.caption(f"{entry.label}: accuracy on the {len(view)} demo images {view.accuracy:.1%}, "
-               f"mean {view.bits_per_dim.mean():.3f} bits/dim")
+    st.caption(f"{entry.label}: accuracy on the {len(scores)} demo images {scores.accuracy:.1%}, "
+               f"mean {scores.bits_per_dim.mean():.3f} bits/dim")
     ids = selected_ids(event)
     if ids:
-        detail(entry, view, data, ids)
+        if single and st.session_state.get("_latent_last_pick") != ids[0]:
+            # a new click also becomes the image whose neighbours are asked for below
+            st.session_state["_latent_last_pick"] = st.session_state[NN_INDEX] = ids[0]
+        detail(entry, data, ids)
     elif single:
         st.caption("Click a point, or draw a box / lasso, to see the image and its posterior.")
 
 
-def detail(entry: common.ModelEntry, view: explore.LatentView, data, ids: list[int]) -> None:
+def detail(entry: common.ModelEntry, data, ids: list[int]) -> None:
     """The first selected image with its scores; thumbnails of the others."""
+    view = common.view_of(entry)
     i = ids[0]
     with st.container(border=True):
         if len(ids) > 1:
@@ -98,8 +143,51 @@ def detail(entry: common.ModelEntry, view: explore.LatentView, data, ids: list[i
                            width="content", key=f"thumbs-{entry.key}")
 
 
+def confusion(entry: common.ModelEntry) -> None:
+    """The demo set's confusion matrix; the images of one chosen cell."""
+    data = common.demo_of(entry)
+    scores = common.scores_of(entry)
+    counts = explore.confusion_matrix(scores.labels, scores.predicted, len(data.classes))
+    st.plotly_chart(common.figure(figures.confusion_heatmap, counts, data.classes),
+                    key=f"confusion-{entry.key}")
+    a, b, _ = common.default_plane(entry)
+    c1, c2 = st.columns(2)
+    true = c1.selectbox("True class", range(len(data.classes)), index=a,
+                        format_func=data.classes.__getitem__, key="latent_cm_true")
+    predicted = c2.selectbox("Predicted class", range(len(data.classes)), index=b,
+                             format_func=data.classes.__getitem__, key="latent_cm_pred")
+    members = np.flatnonzero((scores.labels == true) & (scores.predicted == predicted))
+    shown = f", the first {THUMBNAILS} shown" if len(members) > THUMBNAILS else ""
+    st.caption(f"{len(members)} demo images of class **{data.classes[true]}** predicted as "
+               f"**{data.classes[predicted]}**{shown}; under each its index and top posterior.")
+    members = members[:THUMBNAILS]
+    thumbnails(data, members, [f"#{i} · {scores.confidence[i]:.2f}" for i in members])
+
+
+def neighbours(entry: common.ModelEntry) -> None:
+    """The nearest demo images to one demo image, in the full latent space."""
+    data = common.demo_of(entry)
+    st.session_state.setdefault(NN_INDEX, 0)
+    c1, c2 = st.columns(2)
+    index = int(c1.number_input("Demo image #", 0, len(data.labels) - 1, key=NN_INDEX,
+                                help="Any index of the demo set, or click a point in the plot."))
+    k = int(c2.slider("Neighbours k", 1, 24, 8, key="latent_nn_k"))
+    view = common.view_of(entry)  # the latents themselves: the demo set's pass, once per model
+    ids, distances = common.neighbours(entry.path, entry.mtime, entry.family, index, k)
+    q = int(view.labels[index])
+    st.caption(f"Image #{index} ({data.classes[q]}, predicted {data.classes[view.predicted[index]]} "
+               f"with {view.confidence[index]:.2f}) and its {k} nearest neighbours in z, nearest "
+               f"first: class, top posterior, distance (the class means lie "
+               f"{common.separation(entry.path, entry.mtime)[0]:.1f} apart on average).")
+    thumbnails(data, np.concatenate([[index], ids]),
+               [f"#{index} (query)"] + [
+                   f"{data.classes[view.labels[j]]} · {view.confidence[j]:.2f} · d {d:.1f}"
+                   for j, d in zip(ids, distances, strict=True)])
+
+
+plane = plane_picker(chosen[0]) if method == "class-plane" else None
 if len(chosen) == 1:
-    panel(chosen[0], 620, True)
+    panel(chosen[0], 620, True, plane)
 else:
     # Every model's latents are in the same units (each class a unit Gaussian around its μ_y), so
     # linear projections are comparable on one scale: the spread of the classes across γ then
@@ -112,8 +200,20 @@ else:
     ranges = None
     if shared and linear:
         ranges = figures.shared_ranges(*(part for entry in chosen
-                                         for part in common.projection_of(entry, method)[1:]))
+                                         for part in common.points_of(entry, method, plane)[1:]))
     cols = st.columns(min(3, len(chosen)))
     for j, entry in enumerate(chosen):
         with cols[j % len(cols)]:
-            panel(entry, 580, False, ranges)  # the legend below takes ~120 px
+            panel(entry, 580, False, plane, ranges)  # the legend below takes ~120 px
+
+st.divider()
+asked = common.pick_one(chosen, "latent_question_model")
+QUESTIONS = {"confusion": "Which classes does it confuse?", "neighbours": "What is near an image?"}
+question = st.radio("Ask the latent space", list(QUESTIONS), format_func=QUESTIONS.get, index=None,
+                    horizontal=True, key="latent_question",
+                    help="Nothing is computed until you ask; the neighbours need the latents "
+                         "themselves (the demo set's pass through the model, once per model).")
+if question == "confusion":
+    confusion(asked)
+elif question == "neighbours":
+    neighbours(asked)

@@ -54,11 +54,18 @@ def card(entry: common.ModelEntry, show_notes: bool = True) -> None:
         st.caption(f"{entry.dataset_label} · {what} · preset `{entry.preset}` · from {entry.source}")
         m = headline(entry.metrics)
         # a table, not st.metric: three big metric numbers do not fit a third of the page
-        st.markdown("| test error | bits/dim | calibration |\n|:-:|:-:|:-:|\n"
+        st.markdown("| test error | bits/dim (exact) | calibration |\n|:-:|:-:|:-:|\n"
                     f"| **{_fmt(m['error'], NBSP + '%')}** | **{_fmt(m['bits_per_dim'], '', 3)}** "
                     f"| **{_fmt(m['calibration_geo_mean'], NBSP + '%')}** |")
+        table1_bits = (entry.metrics.get("test") or {}).get("bits_per_dim_table1")
+        if table1_bits is not None:
+            st.caption(f"Bits/dim as Table 1 computes it (official code: no normalisation Jacobian, "
+                       f"no Gaussian constant): {table1_bits:.3f}")
         if m["auc"] is not None:
-            st.caption(f"OoD detection (typicality ROC-AUC, mean over the OoD sets): {m['auc']:.1f} %")
+            mean = ("geometric mean over the OoD sets, as Table 1"
+                    if "auc_typicality_arithmetic" in entry.metrics.get("ood_average", {})
+                    else "mean over the OoD sets")  # cards evaluated before Table 1's conventions
+            st.caption(f"OoD detection (typicality ROC-AUC, {mean}): {m['auc']:.1f} %")
         info = entry.info
         bits = []
         if info.get("epochs"):

@@ -34,10 +34,25 @@ data = common.demo_of(entry)
 view = common.view_of(entry)
 channels = int(entry.image_shape[0])
 names = explore.transforms_for(channels)
+
+
+def show_counterpart(key: str) -> None:
+    """Select colour model ``key`` in the sidebar and on this page, with the RGB rotation (a
+    callback: it runs before the widgets are drawn)."""
+    common.select_later(key)
+    st.session_state["ood_model"] = key
+    st.session_state["ood_transform"] = "rgb-rotation"
+
+
 if channels == 1:
     st.info("This model sees **grey** images: rotating the RGB colour vector (the paper's "
             "distortion for CIFAR-10) means nothing here, so the page offers growing **noise** and "
             "a blend towards the **inverted** image instead.")
+    colour = common.counterpart(entry)
+    if colour is not None:
+        st.button(f"Show the RGB rotation on {colour.label} (CIFAR-10, {colour.gamma_text})",
+                  key="ood_counterpart", icon=":material/palette:",
+                  on_click=show_counterpart, args=(colour.key,))
 
 c1, c2, c3 = st.columns([1.2, 1, 1])
 with c1:
