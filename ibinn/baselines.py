@@ -75,13 +75,13 @@ class VIBInference(Inference):
 
 # ---------------------------------------------------------------------- the feed-forward ResNet
 class _ForwardOnly(nn.Module):
-    """A parameter-free FrEIA module (downsampling, pooling) used as a plain layer."""
+    """A FrEIA module used as a plain feed-forward layer, its log-Jacobian dropped: the
+    parameter-free downsampling and pooling, and (``paper`` preset) the learned downsampling and
+    GLOW couplings, which have no residual twin here and are kept, with their parameters, as
+    ordinary layers of the network."""
 
     def __init__(self, module: nn.Module):
         super().__init__()
-        if any(p.requires_grad for p in module.parameters()):
-            raise ValueError(f"{type(module).__name__} has trainable parameters: no ResNet "
-                             f"counterpart is defined for it")
         self.module = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

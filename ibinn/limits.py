@@ -184,25 +184,51 @@ def footprint(config: dict) -> Footprint:
     dict whose sizes :func:`check_model_config` has checked), without building it."""
     c, h, w = config["image_shape"]
     fc_blocks, fc_width = config.get("fc_blocks", 1), config.get("fc_width", 64)
+    official = config.get("subnet", "plain") == "official"
+
+    def conv_subnet(c_in: int, c_out: int, width: int) -> tuple[int, int]:
+        """Parameters and buffers of a convolutional subnetwork (see ``ibinn.model``)."""
+        if official:  # 3×3, BN, 3×3, BN, 1×1; BN keeps running mean, variance and a step count
+            return 9 * c_in * width + 9 * width * width + 4 * width + width * c_out + c_out, 4 * width + 2
+        return 9 * c_in * width + width + width * width + width + 9 * width * c_out + c_out, 0
+
+    def fc_subnet(d_in: int, d_out: int) -> int:
+        return d_in * fc_width + fc_width + fc_width * d_out + d_out
+
     params = buffers = activations = 0
     flops = work = 0.0
     if c == 1:  # the initial squeeze
         c, h, w = 4, h // 2, w // 2
     for level, (blocks, width) in enumerate(zip(config["levels"], config["widths"], strict=True)):
         if level > 0:
+            if config.get("downsampling") == "coupling":  # two subnets twice the last level's width
+                a, b = c // 2, c - c // 2
+                wide = 2 * config["widths"][level - 1]
+                for c_in, c_out in ((a, 8 * b), (4 * b, 8 * a)):
+                    p, buf = conv_subnet(c_in, c_out, wide)
+                    params, buffers = params + p, buffers + buf
+                    flops += 2 * p * (h // 2) * (w // 2)
+                activations += 6 * wide * (h // 2) * (w // 2)
             c, h, w = 4 * c, h // 2, w // 2
         a, b = c - c // 2, c // 2  # a coupling conditions on a channels, transforms b
-        block_params = 9 * a * width + width + width * width + width + 9 * width * 2 * b + 2 * b + 2 * c
+        sub, sub_buffers = conv_subnet(a, 2 * b, width)
+        block_params = sub + 2 * c  # and the block's global scale and offset
         params += blocks * block_params
-        buffers += blocks * 2 * c * c  # soft permutation and its inverse
+        buffers += blocks * (2 * c * c + sub_buffers)  # soft permutation and its inverse
         flops += blocks * 2 * (block_params + c * c) * h * w
         activations += blocks * (3 * c + 3 * width) * h * w
         work += blocks * float(c) ** 3
     dim = c * h * w
-    a, b = dim - dim // 2, dim // 2
-    fc_params = a * fc_width + fc_width + fc_width * 2 * b + 2 * b + 2 * dim
+    if config.get("fc_coupling", "allinone") == "glow":  # both halves transformed, no global affine
+        a, b = dim // 2, dim - dim // 2
+        fc_params = fc_subnet(a, 2 * b) + fc_subnet(b, 2 * a)
+        fc_buffers = 2 * dim  # the random permutation and its inverse, as indices
+    else:
+        a, b = dim - dim // 2, dim // 2
+        fc_params = fc_subnet(a, 2 * b) + 2 * dim
+        fc_buffers = 2 * dim * dim  # FrEIA keeps hard permutations as D × D matrices too
     params += fc_blocks * fc_params
-    buffers += fc_blocks * 2 * dim * dim  # FrEIA keeps hard permutations as D × D matrices too
+    buffers += fc_blocks * fc_buffers
     flops += fc_blocks * 2 * (fc_params + dim)
     activations += fc_blocks * (3 * dim + 3 * fc_width)
     n_classes = config["n_classes"]

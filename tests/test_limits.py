@@ -404,13 +404,18 @@ PLAUSIBLE = {
     "clamp": NUMBER, "act_norm": NUMBER, "mu_init": NUMBER, "fixed_mu_radius": st.none() | NUMBER,
     "gamma": NUMBER | st.sampled_from(["inf", "Infinity", "-inf"]), "seed": st.integers(-1, 2**33),
     "mode": st.sampled_from(["ib", "class-nll", "gan"]), "preset": st.text(), "dataset": st.text(),
+    "subnet": st.sampled_from(["plain", "official", "resnet"]),
+    "dropout": st.lists(st.floats(0, 1) | st.integers(0, 1), max_size=4),
+    "fc_dropout": NUMBER, "fc_clamp": st.none() | NUMBER,
+    "fc_coupling": st.sampled_from(["allinone", "glow", "maf"]),
+    "global_affine": st.sampled_from(["softplus", "exp", "sigmoid"]),
 }
 assert set(PLAUSIBLE) == set(FIELDS)
 
 #: a refusal caused by one field may name the field it conflicts with instead
 RELATED = {"image_shape": {"mean", "std", "n_classes", "levels", "classes"},
            "n_classes": {"classes", "image_shape"}, "levels": {"widths", "image_shape"},
-           "widths": {"levels"}, "classes": {"n_classes"}}
+           "widths": {"levels"}, "classes": {"n_classes"}, "subnet": {"dropout", "fc_dropout"}}
 
 
 @st.composite
