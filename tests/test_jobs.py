@@ -101,7 +101,9 @@ def test_a_job_over_the_time_limit_is_refused_before_it_starts(tmp_path, manager
 @pytest.mark.slow
 def test_a_failing_job_reports_a_plain_reason(tmp_path, managers):
     manager = managers(tmp_path / "runs")
-    job = manager.submit(TrainConfig(**{**QUICK, "lr": 1e9, "max_bad_steps": 2}), "nan", owner="a")
+    # 0.5 epochs of the 1,500 demo training images: 5 steps, the first finite, then NaN in a row
+    diverging = TrainConfig(**{**QUICK, "epochs": 0.5, "lr": 1e9, "max_bad_steps": 2})
+    job = manager.submit(diverging, "nan", owner="a")
     done = wait(manager, "a", job.id)
     assert done.status == "failed" and done.error_kind == "training diverged (NaN)", done.error
     assert "Traceback" not in done.error
