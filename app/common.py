@@ -14,6 +14,7 @@ import math
 import os
 import secrets
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,19 @@ from ibinn.train import SNAPSHOTS_FILE, load_snapshots
 # objects torch, plotly and streamlit create on import it took 0.6 s here (2 busy cores), 0.13 s once
 # they were left out. They live as long as the server, so the collector skips them from now on.
 gc.freeze()
+
+
+def _preload() -> None:
+    """``ibinn.preload`` and freeze what it created (see above), once per server: FrEIA and
+    scikit-learn load while the first visitor reads the first page, not when they open the first
+    page that builds a network (about 1 s) or fits a PCA (about 1 s more)."""
+    ibinn.preload()
+    gc.freeze()
+
+
+#: The server's background import (the latency benchmark joins it, to count it as server start).
+PRELOAD = threading.Thread(target=_preload, name="ibinn-preload", daemon=True)
+PRELOAD.start()
 
 REPO = sandbox.REPO
 #: Where run folders live; the Train page writes to ``<runs>/app/<name>``.
@@ -478,40 +492,6 @@ def interpolation(path: str, mtime: float, a: np.ndarray, b: np.ndarray, steps: 
     return explore.interpolation(load_model(path, mtime), a, b, steps)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def trajectory(path: str, mtime: float, family: str, index: int, transform: str,
-               strengths: tuple[float, ...]) -> explore.Trajectory:
-    """``explore.trajectory`` of demo image ``index``, scored against the demo set's mean NLL."""
-    view = latent_view(path, mtime, family)
-    return explore.trajectory(load_model(path, mtime), demo_data(family).images[index], transform,
-                              np.asarray(strengths), view.reference_nll_mean)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def classify(path: str, mtime: float, family: str, image: np.ndarray) -> explore.LatentView:
-    """One uint8 image ``(C, H, W)`` through the model, typicality relative to the demo set."""
-    view = latent_view(path, mtime, family)
-    return explore.summarize(load_model(path, mtime), image[None],
-                             reference_nll_mean=view.reference_nll_mean)
-
-
-#: The OoD sets of the γ page per channel count: (transform, strength, label).
-OOD_SETS = {
-    1: [("inversion", 1.0, "inverted"), ("noise", 0.05, "noise ±0.05")],
-    3: [("rgb-rotation", 0.3 * math.pi, "RGB rotation 0.3π"), ("noise", 0.05, "noise ±0.05")],
-}
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def ood_bits(path: str, mtime: float, family: str, transform: str, strength: float,
-             limit: int = 500) -> np.ndarray:
-    """Bits/dim of the first ``limit`` demo images after a distortion."""
-    data = demo_data(family)
-    model = load_model(path, mtime)
-    x = explore.apply_transform(model, data.images[:limit], transform, strength)
-    return model.infer(x).bits_per_dim.double().numpy()
-
-
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _figure(name: str, *args, **kwargs) -> go.Figure:
     return getattr(figures, name)(*args, **kwargs)
@@ -535,6 +515,58 @@ def image_pick(data: ibinn.ImageData, key: str, default_class: int = 0, label: s
     members = np.flatnonzero(data.labels.numpy() == cls)
     i = c2.number_input(f"{label}: index within class", 0, len(members) - 1, 0, key=f"{key}_index")
     return int(members[int(i)])
+
+
+@dataclass(frozen=True)
+class Distortion:
+    """What :func:`distortion_controls` chose."""
+
+    index: int  #: the demo image
+    name: str  #: the transform (``explore.TRANSFORMS``)
+    top: float  #: its largest strength
+    steps: int | None  #: the number of strengths, where the page asked for a slider
+
+    @property
+    def spec(self) -> explore.TransformSpec:
+        return explore.TRANSFORMS[self.name]
+
+
+def distortion_controls(data: ibinn.ImageData, key: str, transforms: list[str],
+                        steps: int | None = None) -> Distortion:
+    """One demo image, a distortion of ``transforms`` and its largest strength, in three columns
+    (widget keys ``<key>_image_*``, ``<key>_transform``, ``<key>_max_<transform>``); a "Steps"
+    slider (``<key>_steps``) with default ``steps`` where given."""
+    c1, c2, c3 = st.columns([1.2, 1, 1])
+    with c1:
+        index = image_pick(data, f"{key}_image", 0, "Image")
+    with c2:
+        name = st.radio("Distortion", transforms, format_func=lambda n: explore.TRANSFORMS[n].label,
+                        key=f"{key}_transform", horizontal=True)
+        spec = explore.TRANSFORMS[name]
+        st.caption(spec.help)
+    with c3:
+        top = st.slider(f"Largest {spec.strength_label}", 0.05 * spec.max_strength, spec.max_strength,
+                        spec.max_strength if name != "noise" else 0.3, key=f"{key}_max_{name}")
+        if steps is not None:
+            steps = st.slider("Steps", 5, 25, steps, key=f"{key}_steps")
+    return Distortion(index, name, float(top), steps)
+
+
+def uploaded_image(label: str, key: str, image_shape, stop_on_error: bool = True
+                   ) -> tuple[np.ndarray, list[str]] | None:
+    """A file uploader: its image converted to ``image_shape`` (:func:`read_image`) with the
+    conversion notes, or None without an upload. An unreadable upload shows why and stops the page
+    (or, with ``stop_on_error=False``, counts as no upload)."""
+    upload = st.file_uploader(label, key=key)
+    if upload is None:
+        return None
+    try:
+        return read_image(upload.getvalue(), upload.name, image_shape)
+    except ValueError as err:
+        st.error(str(err))
+        if stop_on_error:
+            st.stop()
+        return None
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -638,6 +670,23 @@ def points_of(entry: ModelEntry, method: str, classes: tuple[int, ...] | None = 
     if method == "class-plane":  # a copy: the cached projection is shared
         proj = dataclasses.replace(proj, titles=explore.plane_titles(classes, demo_of(entry).classes))
     return proj, xy, mu_xy
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def mean_projection(path: str, mtime: float, method: str, classes: tuple[int, ...] | None = None
+                    ) -> explore.Projection:
+    """A projection of ``explore.MEAN_PROJECTIONS``, fitted on the model's class means alone (no
+    demo-set pass): the one a zoo model's shipped points were drawn in."""
+    mu = load_model(path, mtime).mu.detach().float().cpu().numpy()
+    return explore.fit_projection(method, mu, mu, classes=classes)
+
+
+def place(entry: ModelEntry, method: str, z: np.ndarray, classes: tuple[int, ...] | None = None
+          ) -> np.ndarray:
+    """2D points of new latents ``z`` in the projection that :func:`points_of` shows for ``entry``."""
+    if method in explore.MEAN_PROJECTIONS:
+        return mean_projection(entry.path, entry.mtime, method, classes).transform(z)
+    return projection_of(entry, method, classes)[0].transform(z)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

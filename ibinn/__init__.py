@@ -41,11 +41,29 @@ _LAZY = {
 __all__ = [
     "BASELINES", "IBINN", "MODEL_TYPES", "PRESETS", "Baseline", "CheckpointError", "DataError",
     "ImageClassifier", "ImageData", "Inference", "ModelConfig", "NoLikelihoodError",
-    "Normalization", "TrainConfig", "TrainingDiverged", "load", "load_dataset", "resolve_device",
-    "zoo",
+    "Normalization", "TrainConfig", "TrainingDiverged", "load", "load_dataset", "preload",
+    "resolve_device", "zoo",
 ]
 
 WEIGHTS_FILE = "model.safetensors"
+
+#: What the package imports only when first needed, each about a second on a laptop CPU: FrEIA
+#: (through scipy.stats) when a network is built, scikit-learn for PCA and ROC-AUC.
+DEFERRED_IMPORTS = ("FrEIA.framework", "FrEIA.modules", "sklearn.decomposition", "sklearn.metrics")
+
+
+def preload() -> None:
+    """Import :data:`DEFERRED_IMPORTS` now: for a server, which would otherwise make its first
+    visitor to build a network or fit a projection wait for them.
+
+    Example:
+        >>> import sys, ibinn
+        >>> ibinn.preload()
+        >>> "FrEIA.framework" in sys.modules
+        True
+    """
+    for name in DEFERRED_IMPORTS:
+        importlib.import_module(name)
 
 
 def __getattr__(name: str):

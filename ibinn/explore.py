@@ -70,6 +70,8 @@ PROJECTIONS: dict[str, str] = {
     "pca": "PCA of the latents z",
     "umap": "UMAP of the latents z",
 }
+#: The projections fitted on the class means alone: they place new latents without any data set.
+MEAN_PROJECTIONS = ("pca-means", "class-plane")
 
 
 # --------------------------------------------------------------------------- scores
@@ -642,6 +644,7 @@ class PointScores:
     labels: np.ndarray
     predicted: np.ndarray
     confidence: np.ndarray
+    entropy: np.ndarray
     log_likelihood: np.ndarray
     bits_per_dim: np.ndarray
 
@@ -655,15 +658,19 @@ class PointScores:
         return float((self.predicted[known] == self.labels[known]).mean()) if known.any() else math.nan
 
     @property
+    def reference_nll_mean(self) -> float:
+        """The mean NLL of these images: the centre of the typicality test for new images."""
+        return float(-self.log_likelihood.astype(np.float64).mean())
+
+    @property
     def typicality(self) -> np.ndarray:
         """``|NLL − mean NLL|`` in nats, the demo set being its own reference (as in
         :func:`summarize`)."""
-        nll = -self.log_likelihood.astype(np.float64)
-        return typicality_score(nll, float(nll.mean()))
+        return typicality_score(-self.log_likelihood.astype(np.float64), self.reference_nll_mean)
 
     @classmethod
     def of(cls, view: LatentView) -> PointScores:
-        return cls(view.labels, view.predicted, view.confidence, view.log_likelihood,
+        return cls(view.labels, view.predicted, view.confidence, view.entropy, view.log_likelihood,
                    view.bits_per_dim)
 
 
@@ -693,6 +700,7 @@ def projection_arrays(model: IBINN, demo: ImageData,
         "projection/scores/predicted": view.predicted.astype(np.uint8 if len(view.mu) <= 256
                                                               else np.int32),
         "projection/scores/confidence": view.confidence.astype(np.float16),
+        "projection/scores/entropy": view.entropy.astype(np.float16),
         "projection/scores/log_likelihood": view.log_likelihood.astype(np.float32),  # ~1e3 nats
     }
     for method in methods:
@@ -708,14 +716,15 @@ def shipped_scores(arrays: dict[str, np.ndarray], labels: Any, image_shape: Sequ
                    ) -> PointScores | None:
     """The :class:`PointScores` in a zoo model's derived ``arrays`` (None when it ships none);
     ``labels`` and ``image_shape`` are the demo set's."""
-    if "projection/scores/predicted" not in arrays or len(
-            arrays["projection/scores/predicted"]) != len(labels):  # absent, or another demo set's
+    if "projection/scores/entropy" not in arrays or len(
+            arrays["projection/scores/predicted"]) != len(labels):  # absent, older, or another demo set's
         return None
     log_likelihood = arrays["projection/scores/log_likelihood"].astype(np.float64)
     bits = metrics.bits_per_dim(torch.from_numpy(log_likelihood), math.prod(image_shape)).numpy()
     return PointScores(np.asarray(labels, dtype=np.int64),
                        arrays["projection/scores/predicted"].astype(np.int64),
-                       arrays["projection/scores/confidence"].astype(np.float64), log_likelihood, bits)
+                       arrays["projection/scores/confidence"].astype(np.float64),
+                       arrays["projection/scores/entropy"].astype(np.float64), log_likelihood, bits)
 
 
 def shipped_projection(arrays: dict[str, np.ndarray], method: str,
@@ -830,8 +839,8 @@ def align_frames(xy: np.ndarray, mu_xy: np.ndarray) -> tuple[np.ndarray, np.ndar
 # --------------------------------------------------------------------------- generative vs discriminative
 
 #: Per-image scores of :class:`DetectorScores`: the prediction's own and, where the model has them,
-#: its OoD scores (typicality: likelihood models; info loss: the VIB).
-SCORE_NAMES = ("confidence", "entropy", "typicality", "info_loss")
+#: its likelihood's (bits/dim, typicality: likelihood models) and the VIB's info loss.
+SCORE_NAMES = ("confidence", "entropy", "bits_per_dim", "typicality", "info_loss")
 
 #: OoD detectors: display name → (score, sign). ``sign · score`` grows with "out of distribution":
 #: a discriminative model's best guess is its own low max-softmax confidence (Hendrycks & Gimpel, 2017).
@@ -875,15 +884,22 @@ def capability_table(models: dict[str, ImageClassifier | type[ImageClassifier]]
 def image_scores(model: ImageClassifier, images: Any, reference_nll_mean: float | None = None,
                  batch_size: int = 500) -> dict[str, np.ndarray]:
     """Per-image scores of :data:`SCORE_NAMES` that ``model`` has: top-class confidence and
-    prediction entropy always, the typicality score ``|NLL − reference_nll_mean|`` for a model
-    with a likelihood (the reference defaults to the images' own mean NLL) and the VIB's info loss."""
-    out = model.infer(images, batch_size)
+    prediction entropy always; bits/dim and the typicality score ``|NLL − reference_nll_mean|``
+    for a model with a likelihood (the reference defaults to the images' own mean NLL); the VIB's
+    info loss."""
+    return _output_scores(model, model.infer(images, batch_size), reference_nll_mean)
+
+
+def _output_scores(model: ImageClassifier, out: Any, reference_nll_mean: float | None
+                   ) -> dict[str, np.ndarray]:
+    """:func:`image_scores` of ``out = model.infer(images)``."""
     proba = out.proba.double().numpy()
     scores = {"confidence": proba.max(1), "entropy": entropy(proba)}
     if model.has_likelihood:
         nll = -out.log_likelihood.double().numpy()
         ref = float(nll.mean()) if reference_nll_mean is None else limits.real(
             "reference_nll_mean", reference_nll_mean)
+        scores["bits_per_dim"] = out.bits_per_dim.double().numpy()
         scores["typicality"] = typicality_score(nll, ref)
     if getattr(out, "info_loss", None) is not None:
         scores["info_loss"] = out.info_loss.double().numpy()
@@ -936,8 +952,11 @@ class DetectorScores:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> DetectorScores | None:
-        """The scores stored by :meth:`to_arrays` (other keys ignored), or None when there are none."""
-        if f"{_DETECTOR_PREFIX}ece" not in arrays:
+        """The scores stored by :meth:`to_arrays` (other keys ignored), or None when there are none
+        or they predate a score this version ships (the likelihood's bits/dim)."""
+        older = (f"{_DETECTOR_PREFIX}in/typicality" in arrays
+                 and f"{_DETECTOR_PREFIX}in/bits_per_dim" not in arrays)
+        if f"{_DETECTOR_PREFIX}ece" not in arrays or older:
             return None
         in_distribution: dict[str, np.ndarray] = {}
         ood_scores: dict[str, dict[str, np.ndarray]] = {}
@@ -971,8 +990,7 @@ def detector_scores(model: ImageClassifier, demo: ImageData, ood_limit: int = 50
     proba = out.proba.double().numpy()
     labels = demo.labels.numpy()
     reference = float(-out.log_likelihood.double().mean()) if model.has_likelihood else math.nan
-    in_distribution = image_scores(model, demo.images,
-                                   reference if model.has_likelihood else None)
+    in_distribution = _output_scores(model, out, reference if model.has_likelihood else None)
     sets = {name: image_scores(model, ood.make_ood_set(name, demo, limit=ood_limit),
                                reference if model.has_likelihood else None)
             for name in ood.default_sets(tuple(demo.image_shape))}

@@ -145,6 +145,27 @@ def default_sets(shape: tuple[int, int, int]) -> list[str]:
     return ["inverted", "noise-gaussian", "cifar10-grey", "noise-uniform"]
 
 
+#: Display names of the OoD sets of :func:`default_sets` (and of others a user names).
+SET_LABELS = {
+    "rgb-rotation": "RGB rotation 0.3π",
+    "noise-gaussian": f"Gaussian noise σ = {NOISE_SIGMA:g} (Table 1)",
+    "noise-uniform": f"uniform noise ±{NOISE_AMPLITUDE:g} (paper's text)",
+    "drawings": "coloured line drawings",
+    "inverted": "inverted images",
+    "cifar10-grey": "CIFAR-10 in grey",
+}
+
+
+def set_label(spec: str) -> str:
+    """A reader's name for OoD set ``spec``: the set's label, with any argument it was given.
+
+    Example:
+        >>> set_label("inverted"), set_label("rgb-rotation:0.5")
+        ('inverted images', 'rgb-rotation:0.5')
+    """
+    return SET_LABELS.get(spec, spec)
+
+
 def is_averaged(spec: str) -> bool:
     """Whether set ``spec`` counts in the OoD averages (every set but :data:`SECONDARY_SETS`)."""
     return spec.partition(":")[0] not in SECONDARY_SETS

@@ -30,7 +30,7 @@ CURVES = {
     "calibration_geo_mean": ("test", "calibration_geo_mean", "calibration geo. mean (%) ↓"),
     "ece": ("test", "ece", "ECE (%) ↓"),
     "entropy_increase": ("ood_average", "entropy_increase", "OoD entropy increase (nats) ↑"),
-    "auc": ("ood_average", "auc_typicality", "OoD detection ROC-AUC (%) ↑"),
+    "auc": ("ood_average", "auc_typicality", "OoD ROC-AUC, geometric mean (%) ↑"),
 }
 
 #: Rates that may span decades along γ (near chance at γ = 0, a few percent elsewhere): drawn on a

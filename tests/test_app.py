@@ -513,10 +513,33 @@ def test_gamma_page_uses_the_cards_without_evaluating(monkeypatch) -> None:
     hist = [k for k in figs if k.startswith("gamma_hist_")]
     assert len(hist) == len(at.multiselect(key="selected_models").value)
 
+    sets = at.selectbox(key="gamma_ood_set").options  # Table 1's sets, by their labels
+    assert any("Table 1" in label for label in sets) and len(sets) == 4
     before = figs[hist[0]]["data"][1]["x"]
-    at.selectbox(key="gamma_ood_set").set_value(1).run()
+    at.selectbox(key="gamma_ood_set").select_index(1).run()
     assert_clean(at)
     assert not np.array_equal(charts(at)[hist[0]]["data"][1]["x"], before)
+
+
+def test_pages_open_on_a_zoo_models_shipped_scores(monkeypatch) -> None:
+    """OoD trajectories, γ comparison, Your image and Generative vs discriminative open on a zoo
+    model without running its demo set or an OoD set through it: they read its derived.npz, and
+    compute only the trajectory's few images or the one image shown."""
+    from ibinn.model import IBINN
+
+    batches: list[int] = []
+    infer = IBINN.infer
+
+    def counted(self, images, *args, **kwargs):
+        batches.append(len(images))
+        return infer(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(IBINN, "infer", counted)
+    st.cache_data.clear()  # nothing computed by an earlier test may stand in for the shipped arrays
+    st.cache_resource.clear()
+    for page in ("ood", "gamma", "your_image", "versus"):
+        open_page(page)
+    assert batches and max(batches) <= 13, batches  # the OoD page's 13 steps at most
 
 
 def test_gamma_page_shows_the_claims_checked_on_the_familys_cards() -> None:

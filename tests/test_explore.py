@@ -256,6 +256,8 @@ def test_projection_arrays_round_trip(tiny_grey, demo_fm):
     assert np.array_equal(scores.predicted, view.predicted)
     assert np.allclose(scores.bits_per_dim, view.bits_per_dim, atol=1e-4)
     assert np.allclose(scores.typicality, view.typicality, atol=1e-2)
+    assert np.allclose(scores.entropy, view.entropy, atol=2e-3)
+    assert scores.reference_nll_mean == pytest.approx(view.reference_nll_mean, rel=1e-6)
     assert scores.accuracy == pytest.approx(view.accuracy)
     triple = tuple(arrays["projection/class-plane/classes"].tolist())
     assert triple == explore.most_confused_triple(
@@ -271,6 +273,8 @@ def test_projection_arrays_round_trip(tiny_grey, demo_fm):
     assert explore.shipped_projection(arrays, "class-plane", demo.classes)[0].axis_titles[0] == (
         f"{demo.classes[triple[0]]} → {demo.classes[triple[1]]}")
     assert explore.shipped_scores(arrays, demo.labels.numpy()[:10], demo.image_shape) is None  # stale
+    older = {k: v for k, v in arrays.items() if k != "projection/scores/entropy"}
+    assert explore.shipped_scores(older, demo.labels.numpy(), demo.image_shape) is None
     assert explore.shipped_projection({}, "pca") is None
 
 
@@ -315,6 +319,7 @@ def test_image_scores_are_each_models_own(tiny_grey, tiny_baseline, demo_fm):
     assert np.allclose(scores["entropy"], metrics.entropy(proba))
     nll = -tiny_grey.log_likelihood(x).double().numpy()
     assert np.allclose(scores["typicality"], np.abs(nll - 100.0), rtol=1e-5)
+    assert np.allclose(scores["bits_per_dim"], tiny_grey.infer(x).bits_per_dim.double().numpy())
     baseline = explore.image_scores(tiny_baseline, x)
     assert set(baseline) == {"confidence", "entropy", "info_loss"}
     assert np.allclose(baseline["info_loss"], tiny_baseline.info_loss(x).numpy(), rtol=1e-5)
@@ -344,7 +349,11 @@ def test_detector_scores_survive_the_shipped_arrays(tiny_grey, demo_fm):
                        rtol=1e-3)
     assert np.allclose(back.reliability["accuracy"], scores.reliability["accuracy"], equal_nan=True)
     assert back.aucs == scores.aucs == explore.detector_aucs(scores)  # shipped, not recomputed
+    for name, out in scores.ood.items():  # the γ page's histograms: bits/dim of every OoD set
+        assert np.allclose(back.ood[name]["bits_per_dim"], out["bits_per_dim"], rtol=2e-3)
     assert explore.DetectorScores.from_arrays({"projection/xy": np.zeros(2)}) is None
+    older = {k: v for k, v in arrays.items() if "bits_per_dim" not in k}  # shipped before bits/dim
+    assert explore.DetectorScores.from_arrays(older) is None
 
 
 def _scores(conf_in, conf_out, typ_in, typ_out) -> explore.DetectorScores:

@@ -8,6 +8,8 @@ import common
 import figures
 import streamlit as st
 
+from ibinn import ood
+
 st.title("γ comparison")
 common.explain("""
 The Information-Bottleneck loss L = L_X − γ·L_Y trades two goals. **L_X** asks the network to model
@@ -20,8 +22,9 @@ ends, the standard generative classifier (*class-NLL*) at γ = 1/dim where the p
 * **calibration error** (ECE, MCE, ICE, their geometric mean) usually rises: large-γ models are
   over-confident. The **reliability diagram** shows it directly: a calibrated model lies on the
   diagonal (of all predictions made with 80 % confidence, 80 % are right).
-* **OoD detection** (ROC-AUC of the typicality test): how well bits/dim separate real test images
-  from distorted ones; the histograms show the two distributions for the selected models.
+* **OoD detection** (ROC-AUC of the typicality test, averaged over Table 1's OoD sets by the
+  geometric mean as the paper does): how well bits/dim separate real test images from distorted
+  ones; the histograms show the two distributions for the selected models.
 
 Dashed lines (in the curves and the reliability diagram) are discriminative baselines, plain
 classifiers without a likelihood, when the zoo holds one: they have no bits/dim and no typicality
@@ -81,16 +84,19 @@ with left:
         st.info("No reliability diagram: the selected models' cards hold none. Switch on the "
                 "evaluation above to compute them on the demo set.")
 with right:
-    sets = common.OOD_SETS[int(selected[0].image_shape[0])]
-    which = st.selectbox("OoD set for the histograms", range(len(sets)),
-                         format_func=lambda i: sets[i][2], key="gamma_ood_set")
-    transform, strength, label = sets[which]
+    detectors = {e.key: common.detectors_of(e) for e in selected}  # shipped with zoo models
+    sets = list(detectors[selected[0].key].ood)
+    which = st.selectbox("OoD set for the histograms", sets, format_func=ood.set_label,
+                         key="gamma_ood_set")
     for e in selected:
-        view = common.view_of(e)
-        out = common.ood_bits(e.path, e.mtime, e.family, transform, strength)
-        st.plotly_chart(common.figure(figures.histograms, {"demo test images": view.bits_per_dim, label: out},
-                                           "bits/dim", title=e.label, height=260),
+        scores = detectors[e.key]
+        st.plotly_chart(common.figure(figures.histograms,
+                                      {"demo test images": scores.in_distribution["bits_per_dim"],
+                                       ood.set_label(which): scores.ood[which]["bits_per_dim"]},
+                                      "bits/dim", title=e.label, height=260),
                         key=f"gamma_hist_{e.key}")
+    st.caption("The demo set's 2,000 test images against 500 images of the OoD set (the sets of "
+               "Table 1, and the paper's uniform noise).")
 
 st.subheader("The paper's claims on these cards")
 claims_table, stale = common.zoo_claims(family)

@@ -33,17 +33,14 @@ steps = st.slider("Steps", 3, 15, 9, key="interp_steps")
 
 
 def uploaded(label: str, key: str) -> np.ndarray | None:
-    f = st.file_uploader(label, key=key)
-    if f is None:
+    """An uploaded image in the first model's format, its conversion noted below it."""
+    upload = common.uploaded_image(label, key, ref.image_shape, stop_on_error=False)
+    if upload is None:
         return None
-    try:
-        img, notes = common.read_image(f.getvalue(), f.name, ref.image_shape)
-    except ValueError as err:
-        st.error(str(err))
-        return None
+    image, notes = upload
     if notes:
         st.caption("Converted: " + "; ".join(notes))
-    return img
+    return image
 
 
 if source == "class and index":

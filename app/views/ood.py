@@ -31,9 +31,8 @@ clearly; with **large γ** the classifier stays confident on images it should no
 chosen = common.require_models()
 entry = common.pick_one(chosen, "ood_model")
 data = common.demo_of(entry)
-view = common.view_of(entry)
+scores = common.scores_of(entry)  # shipped with zoo models: no demo-set pass
 channels = int(entry.image_shape[0])
-names = explore.transforms_for(channels)
 
 
 def show_counterpart(key: str) -> None:
@@ -54,48 +53,39 @@ if channels == 1:
                   key="ood_counterpart", icon=":material/palette:",
                   on_click=show_counterpart, args=(colour.key,))
 
-c1, c2, c3 = st.columns([1.2, 1, 1])
-with c1:
-    index = common.image_pick(data, "ood_image", 0, "Image")
-with c2:
-    name = st.radio("Distortion", names, format_func=lambda n: explore.TRANSFORMS[n].label,
-                    key="ood_transform", horizontal=True)
-    spec = explore.TRANSFORMS[name]
-    st.caption(spec.help)
-with c3:
-    top = st.slider(f"Largest {spec.strength_label}", 0.05 * spec.max_strength, spec.max_strength,
-                    spec.max_strength if name != "noise" else 0.3, key=f"ood_max_{name}")
-    n_steps = st.slider("Steps", 5, 25, 13, key="ood_steps")
+choice = common.distortion_controls(data, "ood", explore.transforms_for(channels), steps=13)
+spec, n_steps = choice.spec, choice.steps
 method = st.radio("Projection", ["pca-means", "pca"], format_func=explore.PROJECTIONS.get,
                   horizontal=True, key="ood_projection")
 
-strengths = np.linspace(0.0, top, n_steps)
-traj = common.trajectory(entry.path, entry.mtime, entry.family, index, name, tuple(strengths.tolist()))
-proj, xy, mu_xy = common.projection_of(entry, method)
-path_xy = proj.transform(traj.z)
+strengths = np.linspace(0.0, choice.top, n_steps)
+traj = common.scored_trajectory(entry.path, entry.mtime, entry.family, choice.index, choice.name,
+                                tuple(strengths.tolist()), scores.reference_nll_mean)
+proj, xy, mu_xy = common.points_of(entry, method)
+path_xy = common.place(entry, method, traj.z)
 
 st.plotly_chart(common.figure(
-    figures.trajectory_animation, xy, view.labels, data.classes, mu_xy, path_xy, traj.images, strengths,
-    spec.strength_label, proj.axis_titles), key="ood_animation")
+    figures.trajectory_animation, xy, scores.labels, data.classes, mu_xy, path_xy, traj.images,
+    strengths, spec.strength_label, proj.axis_titles), key="ood_animation")
 
 step = st.select_slider(f"Inspect one step ({spec.strength_label})", options=list(range(n_steps)),
                         value=n_steps - 1, format_func=lambda i: f"{strengths[i]:.3g}",
                         key="ood_step")
-bands = {"bits/dim": explore.in_distribution_range(view.bits_per_dim),
-         "typicality score (nats)": explore.in_distribution_range(view.typicality),
-         "prediction entropy (nats)": explore.in_distribution_range(view.entropy)}
-scores = {"bits/dim": traj.bits_per_dim, "typicality score (nats)": traj.typicality,
+bands = {"bits/dim": explore.in_distribution_range(scores.bits_per_dim),
+         "typicality score (nats)": explore.in_distribution_range(scores.typicality),
+         "prediction entropy (nats)": explore.in_distribution_range(scores.entropy)}
+curves = {"bits/dim": traj.bits_per_dim, "typicality score (nats)": traj.typicality,
           "prediction entropy (nats)": traj.entropy}
-st.plotly_chart(common.figure(figures.trajectory_curves, strengths, scores, bands, spec.strength_label,
+st.plotly_chart(common.figure(figures.trajectory_curves, strengths, curves, bands, spec.strength_label,
                               marker_at=float(strengths[step])), key="ood_curves")
 
 a, b = st.columns([1, 3])
 a.image(figures.to_rgb(traj.images[step], 4), caption=f"{spec.strength_label} = {strengths[step]:.3g}")
-verdict = explore.ood_verdict(float(traj.typicality[step]), view.typicality)
+verdict = explore.ood_verdict(float(traj.typicality[step]), scores.typicality)
 # A warning, not an error: an out-of-distribution verdict is a result, not a failure.
 (a.success if verdict.in_distribution else a.warning)(
     f"**{verdict.label}**: typicality {verdict.score:.1f} {'≤' if verdict.in_distribution else '>'} "
     f"threshold {verdict.threshold:.1f} (95th percentile of the demo set)")
 b.plotly_chart(common.figure(figures.posterior_bars, traj.proba[step], data.classes,
-                             int(data.labels[index])),
+                             int(data.labels[choice.index])),
                key="ood_bars")

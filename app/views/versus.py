@@ -71,19 +71,9 @@ st.caption("From each model class's declared interface (`ImageClassifier.capabil
 # ---------------------------------------------------------------- trajectory
 st.subheader("One image leaves the training distribution")
 channels = int(gen.image_shape[0])
-transforms = explore.transforms_for(channels)
-t1, t2, t3 = st.columns([1.2, 1, 1])
-with t1:
-    index = common.image_pick(data, "versus_image", 0, "Image")
-with t2:
-    name = st.radio("Distortion", transforms, format_func=lambda n: explore.TRANSFORMS[n].label,
-                    key="versus_transform", horizontal=True)
-    spec = explore.TRANSFORMS[name]
-    st.caption(spec.help)
-with t3:
-    top = st.slider(f"Largest {spec.strength_label}", 0.05 * spec.max_strength, spec.max_strength,
-                    spec.max_strength if name != "noise" else 0.3, key=f"versus_max_{name}")
-strengths = tuple(np.linspace(0.0, top, TRAJECTORY_STEPS).tolist())
+choice = common.distortion_controls(data, "versus", explore.transforms_for(channels))
+index, name, spec = choice.index, choice.name, choice.spec
+strengths = tuple(np.linspace(0.0, choice.top, TRAJECTORY_STEPS).tolist())
 references = {e.key: None if np.isnan(scores[e.key].reference_nll_mean)
               else scores[e.key].reference_nll_mean for e in pair}
 trajectories = {e.key: common.scored_trajectory(e.path, e.mtime, e.family, index, name, strengths,
@@ -141,17 +131,9 @@ st.caption("ROC-AUC in %, demo test images against 500 images of each OoD set; m
 
 # ---------------------------------------------------------------- an upload
 st.subheader("Your image, answered by both")
-upload = st.file_uploader("An image (PNG, JPEG, …); without one, the image picked above",
-                          key="versus_upload")
-notes: list[str] = []
-if upload is None:
-    image = data.images[index].numpy()
-else:
-    try:
-        image, notes = common.read_image(upload.getvalue(), upload.name, gen.image_shape)
-    except ValueError as err:
-        st.error(str(err))
-        st.stop()
+upload = common.uploaded_image("An image (PNG, JPEG, …); without one, the image picked above",
+                               "versus_upload", gen.image_shape)
+image, notes = upload if upload is not None else (data.images[index].numpy(), [])
 if notes:
     st.info("Converted for the models: " + "; ".join(notes) + ".")
 columns = st.columns([1, 2, 2])

@@ -25,32 +25,27 @@ when the image is nothing like the training data.
 
 chosen = common.require_models()
 entry = common.pick_one(chosen, "yours_model")
-view = common.view_of(entry)
 data = common.demo_of(entry)
+view = common.scores_of(entry)  # the demo set's scores: shipped with zoo models
 
-upload = st.file_uploader("An image (PNG, JPEG, …)", key="yours_upload")
+upload = common.uploaded_image("An image (PNG, JPEG, …)", "yours_upload", entry.image_shape)
 c1, c2 = st.columns(2)
 invert = c1.checkbox("Invert colours (dark object on light background → light on dark)",
                      key="yours_invert")
 quantile = c2.slider("Threshold percentile of the demo set", 80.0, 99.5, 95.0, 0.5,
                      key="yours_quantile")
-notes: list[str] = []
 if upload is None:
     st.info("No image uploaded: showing a demo test image (pick another below, or upload your own).")
-    image = data.images[common.image_pick(data, "yours_demo", 0, "Demo image")].numpy()
+    image, notes = data.images[common.image_pick(data, "yours_demo", 0, "Demo image")].numpy(), []
 else:
-    try:
-        image, notes = common.read_image(upload.getvalue(), upload.name, entry.image_shape)
-    except ValueError as err:
-        st.error(str(err))
-        st.stop()
+    image, notes = upload
 if invert:
     image = 255 - image
-    notes.append("colours inverted")
+    notes = [*notes, "colours inverted"]
 if notes:
     st.info("Converted for the model: " + "; ".join(notes) + ".")
 
-result = common.classify(entry.path, entry.mtime, entry.family, image)
+result = common.classify_against(entry.path, entry.mtime, image, view.reference_nll_mean)
 verdict = explore.ood_verdict(float(result.typicality[0]), view.typicality, quantile)
 a, b = st.columns([1, 3])
 with a:
