@@ -85,6 +85,12 @@ def in_distribution_range(values: np.ndarray, low: float = 5.0, high: float = 95
 
 # --------------------------------------------------------------------------- data-set summary
 
+def _accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Fraction of correct predictions among the labelled images (label ≥ 0); NaN without any."""
+    known = labels >= 0
+    return float((predicted[known] == labels[known]).mean()) if known.any() else math.nan
+
+
 @dataclass
 class LatentView:
     """One pass of a labelled image set through a model (NumPy arrays, N images, K classes, D dims).
@@ -119,8 +125,7 @@ class LatentView:
     @property
     def accuracy(self) -> float:
         """Fraction of correct predictions (NaN without labels)."""
-        known = self.labels >= 0
-        return float((self.predicted[known] == self.labels[known]).mean()) if known.any() else math.nan
+        return _accuracy(self.labels, self.predicted)
 
     @property
     def confidence(self) -> np.ndarray:
@@ -654,8 +659,7 @@ class PointScores:
     @property
     def accuracy(self) -> float:
         """Fraction of correct predictions (NaN without labels)."""
-        known = self.labels >= 0
-        return float((self.predicted[known] == self.labels[known]).mean()) if known.any() else math.nan
+        return _accuracy(self.labels, self.predicted)
 
     @property
     def reference_nll_mean(self) -> float:
