@@ -14,7 +14,6 @@ import math
 import os
 import secrets
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,24 +29,17 @@ from ibinn import explore, images, zoo
 from ibinn.data import DATASET_LABELS, dataset_label
 from ibinn.train import SNAPSHOTS_FILE, load_snapshots
 
+# What ibinn imports on first use (FrEIA, scikit-learn: about 2 s together) is imported here, once
+# per server, so that the first visitor to open a page that builds a network or fits a PCA does not
+# wait for it. Not in a background thread: code that finds a module half-imported by another thread
+# in sys.modules fails (plotly's validators met a half-imported pandas that way).
+ibinn.preload()
+
 # Streamlit ends every script run with a full garbage collection (``runner.postScriptGC``) that holds
 # the GIL while it walks every tracked object, so every other session waits for it: with the ~240,000
 # objects torch, plotly and streamlit create on import it took 0.6 s here (2 busy cores), 0.13 s once
 # they were left out. They live as long as the server, so the collector skips them from now on.
 gc.freeze()
-
-
-def _preload() -> None:
-    """``ibinn.preload`` and freeze what it created (see above), once per server: FrEIA and
-    scikit-learn load while the first visitor reads the first page, not when they open the first
-    page that builds a network (about 1 s) or fits a PCA (about 1 s more)."""
-    ibinn.preload()
-    gc.freeze()
-
-
-#: The server's background import (the latency benchmark joins it, to count it as server start).
-PRELOAD = threading.Thread(target=_preload, name="ibinn-preload", daemon=True)
-PRELOAD.start()
 
 REPO = sandbox.REPO
 #: Where run folders live; the Train page writes to ``<runs>/app/<name>``.
@@ -492,15 +484,29 @@ def interpolation(path: str, mtime: float, a: np.ndarray, b: np.ndarray, steps: 
     return explore.interpolation(load_model(path, mtime), a, b, steps)
 
 
+class _BuiltFigure(go.Figure):
+    """A figure that is drawn as it was built: :meth:`to_dict`, which ``st.plotly_chart`` calls on
+    every rerun (a deep copy, every array encoded as base64: a fifth of a warm rerun of the OoD
+    page), is computed once."""
+
+    def to_dict(self) -> dict:
+        if getattr(self, "_built_dict", None) is None:
+            self._built_dict = super().to_dict()
+        return self._built_dict
+
+
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _figure(name: str, *args, **kwargs) -> go.Figure:
-    return getattr(figures, name)(*args, **kwargs)
+    fig = getattr(figures, name)(*args, **kwargs)
+    fig.__class__ = _BuiltFigure  # not _BuiltFigure(fig): that copy would validate it all again
+    return fig
 
 
 def figure(builder: Callable[..., go.Figure], *args, **kwargs) -> go.Figure:
     """``builder(*args, **kwargs)`` from :mod:`figures`, built once per distinct arguments:
     plotly validates every property it is given, which costs tenths of a second per figure on a
-    slow CPU and would be paid again on every rerun. (Shared, so never modify the result.)"""
+    slow CPU and would be paid again on every rerun. (Shared and drawn from its first
+    ``to_dict``, so never modify the result.)"""
     return _figure(builder.__name__, *args, **kwargs)
 
 

@@ -203,15 +203,12 @@ def main() -> None:
 
         import ibinn  # noqa: F401
 
-        streamlit.logger.set_log_level("error")
-        session()  # a first visit: the app's own imports and its background preload (FrEIA, sklearn)
-        import common  # app/, on the path once a session has run
-
-        common.PRELOAD.join()
+        session()  # a first visit: the app's own imports, with ibinn.preload (FrEIA, scikit-learn)
+        streamlit.logger.set_log_level("error")  # after the first run, which configures logging
 
     print(f"Machine: {machine()}")
-    print(f"Server start (Python imports: streamlit, torch, ibinn; a first visit with the background "
-          f"preload of FrEIA and scikit-learn): {fmt(timed(imports))} s")
+    print(f"Server start (Python imports: streamlit, torch, ibinn; a first visit, with ibinn.preload of "
+          f"FrEIA and scikit-learn): {fmt(timed(imports))} s")
     print("Seconds: wall-clock (CPU time of this process).\n")
 
     print(f"| page | first render, empty caches | rerun | first ≤ {FIRST_RENDER_TARGET:g} s (wall / CPU) |")
