@@ -166,8 +166,20 @@ def entry_from_file(path: str | Path, source: str, label: str | None = None, nam
 
 
 def _zoo_entries() -> list[ModelEntry]:
+    """The zoo's models, read again only when its manifest changes (every change to the zoo
+    rewrites it): reading every model's header took about 50 ms that each rescan made every
+    session wait for."""
+    try:
+        stamp = (zoo.PRETRAINED_DIR / zoo.MANIFEST).stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    return _zoo_entries_at(str(zoo.PRETRAINED_DIR), stamp)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _zoo_entries_at(root: str, stamp: int) -> list[ModelEntry]:
     entries = []
-    for card in zoo.list_models():
+    for card in zoo.list_models(Path(root)):
         label = f"{card.name} ({card.kind})" if card.kind != "ibinn" else card.name
         info = {k: getattr(card, k, None) for k in ("epochs", "device", "train_seconds", "parameters",
                                                       "command", "notes")}
