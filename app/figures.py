@@ -183,7 +183,7 @@ def trajectory_animation(xy: np.ndarray, labels: np.ndarray, classes: Sequence[s
     through the projected demo set (right), with play/pause buttons and a slider."""
     fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], horizontal_spacing=0.06,
                         subplot_titles=("distorted image", "its latent, projected"))
-    fig.add_trace(go.Image(z=to_rgb(images[0], 4), hoverinfo="skip"), row=1, col=1)
+    fig.add_trace(go.Image(z=to_rgb(images[0]), hoverinfo="skip"), row=1, col=1)
     for k, name in enumerate(classes):
         m = labels == k
         fig.add_trace(go.Scatter(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name,
@@ -205,7 +205,7 @@ def trajectory_animation(xy: np.ndarray, labels: np.ndarray, classes: Sequence[s
     for i, s in enumerate(strengths):
         name = f"{i}"
         frames.append(go.Frame(name=name, traces=[0, current], data=[
-            go.Image(z=to_rgb(images[i], 4)),
+            go.Image(z=to_rgb(images[i])),
             go.Scatter(x=path_xy[i:i + 1, 0], y=path_xy[i:i + 1, 1])]))
         steps.append(dict(method="animate", label=f"{s:.2g}", args=[[name], dict(
             mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))]))

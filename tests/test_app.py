@@ -460,6 +460,10 @@ def test_ood_page_strength_transform_and_image() -> None:
     assert len(bands) == 3, "the in-distribution ranges are not shaded"
     animation = figs["ood_animation"]
     assert len(animation["frames"]) == 13
+    # each frame's image at the model's own size (plotly draws its pixels as large as the axes
+    # allow): upscaled copies made a new trajectory 7x heavier to send
+    side = image_of(animation).shape
+    assert image_of(animation["frames"][-1]).shape == side and side[0] <= 32
     assert animation["layout"]["updatemenus"] and animation["layout"]["sliders"]
     names = at.radio(key="ood_transform").options
     if at.multiselect(key="selected_models").value and "RGB rotation" not in names:
