@@ -59,6 +59,7 @@ def test_broken_claims_say_why_with_the_measurement():
     assert calibration.holds is False and "γ = 1 to 10 it goes 1.30 % → 0.50 %" in calibration.reason
     nll = by_claim["Class-NLL classifies far worse than the IB-INN"]
     assert nll.holds is False and "1.50×" in nll.reason
+    assert "class-NLL errs 0.24× and γ = 1 0.97× as often as the paper's" in nll.reason
     positive = by_claim["γ = 1 predicts more uncertainly on OoD data"]
     assert positive.holds is False and "rgb-rotation" in positive.reason
     beats = by_claim["γ = 1's OoD entropy increase beats the baselines'"]
