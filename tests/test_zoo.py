@@ -250,9 +250,10 @@ def test_reevaluate_updates_stale_cards_only_and_keeps_the_manifest(tiny_zoo, tm
     zoo.load(card.name, device="cpu", root=root)  # the manifest matches the rewritten card
 
 
-def test_full_test_set_finds_a_cards_image_folder_under_the_data_root(tmp_path):
+def test_full_test_set_finds_a_cards_image_folder_under_the_data_root(tmp_path, monkeypatch):
     from PIL import Image
 
+    monkeypatch.chdir(tmp_path)  # where no data/cifar10-jpeg is (a checkout that trained has one)
     for split, count in (("train", 1), ("test", 3)):
         (tmp_path / "cifar10-jpeg" / split / "cat").mkdir(parents=True)
         for i in range(count):
