@@ -26,7 +26,7 @@ import time
 import torch
 
 from ibinn import train as T
-from ibinn.jobs import FIRST_RUN
+from ibinn.jobs import FIRST_RUN, worker_threads
 
 
 def _cpu_seconds() -> float:
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--no-snapshots", action="store_true", help="train the run unwatched")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # as ibinn.jobs' workers do
+    torch.set_num_threads(worker_threads())  # as ibinn.jobs' workers do
     runs = []
     for i in range(args.repeats):
         with tempfile.TemporaryDirectory() as folder:

@@ -75,14 +75,13 @@ def with_a_job(runs: str) -> JobManager:
     """A Train-page job that trains for longer than the measurement takes; returns its manager
     once the worker trains."""
     manager = JobManager(runs, limits=dataclasses.replace(limits.current(), max_job_minutes=1e9))
-    job = manager.submit(dataclasses.replace(FIRST_RUN, epochs=2000.0, snapshots=0), "bench", "bench")
+    manager.submit(dataclasses.replace(FIRST_RUN, epochs=2000.0, snapshots=0), "bench", "bench")
     deadline = time.monotonic() + 120
     while not any(j.status == "running" and j.latest for j in manager.jobs("bench")):
         if time.monotonic() > deadline or not manager.jobs("bench")[0].active:
             manager.shutdown()
             raise SystemExit(f"the training job did not start: {manager.jobs('bench')[0]}")
         time.sleep(0.5)
-    del job
     return manager
 
 

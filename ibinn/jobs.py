@@ -102,6 +102,12 @@ class Job:
         return max(0.0, per_step * (last.get("total_steps", last["step"]) - last["step"]))
 
 
+def worker_threads() -> int:
+    """Torch threads of a job's worker: every core but one, which stays the server's (torch threads
+    that share a core with it wait on each other)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def safe_name(text: str) -> str:
     """A run name as a single safe folder name: letters, digits, ``.``, ``_`` and ``-``, not
     starting with a dot (so never ``.`` or ``..``), at most 60 characters."""
@@ -138,8 +144,7 @@ def _work(config_json: dict, messages, stop) -> None:
 
     if hasattr(os, "nice"):
         os.nice(10)  # the server's page rendering comes first
-    # one core stays free for the server: torch threads that share a core with it wait on each other
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(worker_threads())
     try:
         result = train(TrainConfig.from_json(config_json), progress=False,
                        callback=lambda info: messages.put(("progress", dict(info))),

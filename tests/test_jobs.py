@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 import torch
 
 import ibinn
-from ibinn.jobs import FIRST_RUN, Job, JobManager, JobRefused, estimate_minutes, safe_name
+from ibinn.jobs import FIRST_RUN, Job, JobManager, JobRefused, estimate_minutes, safe_name, worker_threads
 from ibinn.limits import Limits
 from ibinn.model import build_inn
 from ibinn.train import REPORT_EVERY, TrainConfig, _compile_pays, train
@@ -63,7 +62,7 @@ def test_a_job_trains_in_its_own_process_unaffected_by_the_server(tmp_path, mana
     assert done.history and done.metrics["steps"] > 0
     # on as many torch threads as the worker: how a sum is split among threads changes its last bits
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(worker_threads())
     try:
         reference = train(TrainConfig(**QUICK, out=str(tmp_path / "reference")), progress=False)
     finally:
