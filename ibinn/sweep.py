@@ -69,7 +69,9 @@ _worker_device = ""  # the device of this worker process (set by _start_worker)
 def _start_worker(devices: multiprocessing.Queue, threads: int) -> None:
     """Give a new worker process its own device and its share of the CPU's cores."""
     global _worker_device
-    _worker_device = devices.get_nowait()
+    # A blocking get: the parent's puts reach the pipe through a feeder thread, so a worker that
+    # starts at once may find the queue still empty (get_nowait failed so in CI).
+    _worker_device = devices.get(timeout=60)
     torch.set_num_threads(threads)
 
 

@@ -1,7 +1,9 @@
 import dataclasses
 import json
+import multiprocessing
 import os
 import sys
+import threading
 
 import pytest
 import torch
@@ -51,6 +53,20 @@ def test_sweep_trains_reports_then_reuses(tmp_path, monkeypatch, capsys):
     sweep(BASE, [0.0], [], out, ood_sets=["inverted"], progress=False)
     assert (out / "sweep.md").exists() and (out / "sweep.json").exists()
     assert not any((out / name).exists() for name in ibinn.sweep.FIGURES)
+
+
+def test_a_worker_waits_for_its_device_to_reach_the_queue(monkeypatch):
+    """The parent's puts reach a multiprocessing queue through a feeder thread: a worker that
+    starts before its device has arrived must wait for it, not fail (it did once in CI)."""
+    queue = multiprocessing.get_context("spawn").Queue()
+    threading.Timer(0.3, queue.put, args=("cpu",)).start()
+    monkeypatch.setattr(ibinn.sweep, "_worker_device", "")
+    threads = torch.get_num_threads()
+    try:
+        ibinn.sweep._start_worker(queue, 1)
+    finally:
+        torch.set_num_threads(threads)
+    assert ibinn.sweep._worker_device == "cpu"
 
 
 @pytest.mark.slow
