@@ -323,7 +323,8 @@ def train(config: TrainConfig, callback: Callable[[dict], None] | None = None,
             every :data:`REPORT_EVERY` steps and at epoch ends.
         resume: continue from ``out/train_state.pt`` when it exists. Without it, an ``out`` folder
             that already holds a run is an error, so that no run is overwritten by accident.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar and a line of validation figures at each epoch's end
+            (``False``: print nothing, as in the dashboard's workers).
         should_stop: polled every step (with several processes: every :data:`REPORT_EVERY`);
             returning True saves a checkpoint and stops (resumable).
     """
@@ -597,8 +598,6 @@ class _Run:
             val = evaluate_split(self.model, self.val_data)
             self.model.train()
             record |= {f"val_{key}": value for key, value in val.items() if key != "n"}
-            tqdm.write(f"epoch {record['epoch']:.2f}: val error {val['error']:.4f}"
-                       + (f", val bits/dim {val['bits_per_dim']:.4f}" if "bits_per_dim" in val else ""))
         self.history.append(record)
         return record
 
@@ -675,6 +674,10 @@ def _train_locked(config: TrainConfig, device: torch.device, dist: Distributed,
                           "elapsed_s": time.perf_counter() - started, **run.running})
         if epoch_end:
             record = run.end_epoch(started)
+            if progress and dist.is_main:
+                bar.write(f"epoch {record['epoch']:.2f}: val error {record['val_error']:.4f}"
+                          + (f", val bits/dim {record['val_bits_per_dim']:.4f}"
+                             if "val_bits_per_dim" in record else ""))
             if callback and dist.is_main:
                 callback({"total_steps": total, **record})
         run.elapsed = time.perf_counter() - started

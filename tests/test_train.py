@@ -34,9 +34,11 @@ def _config(tmp_path, **kw) -> TrainConfig:
     return TrainConfig(**(base | kw))
 
 
-def test_loss_falls_and_model_is_saved(tmp_path):
+def test_loss_falls_and_model_is_saved(tmp_path, capfd):
     seen = []
     result = train(_config(tmp_path, epochs=2), callback=seen.append, progress=False)
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", ""), "progress=False prints nothing (the dashboard's workers use it)"
     losses = [r["loss"] for r in seen if "loss" in r and "val_error" not in r]
     assert losses[-1] < losses[0] - 0.5
     assert result.metrics["steps"] == 2 * (1350 // 64)  # the demo's 1,500 training images less 150
