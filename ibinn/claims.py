@@ -199,7 +199,7 @@ def stale_note(cards: list[ModelCard], family: str) -> str:
 
 def markdown_claims(checks: list[ClaimCheck]) -> str:
     """The checks as one Markdown table."""
-    mark = {True: "✅ holds", False: "❌ does not hold", None: "– not checked"}
+    mark = {True: "✓ holds", False: "✗ does not hold", None: "– not checked"}
     lines = ["| Claim | Paper (CIFAR-10) | Ours | Rule | Holds | Why not |", "|---|---|---|---|---|---|"]
     lines += [f"| {c.claim} | {c.paper} | {c.ours} | {c.rule} | {mark[c.holds]} | {c.reason} |"
               for c in checks]

@@ -187,7 +187,8 @@ def gamma_curves(rows: list[dict], baselines: dict[str, dict] | None = None, tit
             fig.update_yaxes(type="log", tickvals=ticks, title_text="log scale", **at)
     if note:
         title = f"{title}<br><sup>{note}</sup>" if title else f"<sup>{note}</sup>"
-    top, bottom = (90 if note else 60) if title else 40, 70
+    # 60 px even without a title: the first row's panel titles stay clear of plotly's toolbar
+    top, bottom = 90 if note else 60, 70
     height = 300 * nrows + top
     # the legend sits below the last row's axis title: 50 px, as a fraction of the plotting area
     fig.update_layout(height=height, title=title or None, margin=dict(l=10, r=10, t=top, b=bottom),
