@@ -4,6 +4,8 @@ data sets look for ../shared/data (or $IBINN_SHARED_DATA) and skip when it is ab
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,18 @@ def cifar10_jpeg_dir(tmp_path_factory) -> Path:
     with tarfile.open(tarball) as tar:
         tar.extractall(folder, filter="data")
     return folder
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block on ``n`` torch threads, then restore the count (how a sum is split among
+    threads changes its last bits, so runs compared bit for bit train on equal counts)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:

@@ -14,7 +14,7 @@ from ibinn.limits import Limits
 from ibinn.model import build_inn
 from ibinn.train import REPORT_EVERY, TrainConfig, _compile_pays, train
 
-from .conftest import assert_same_weights
+from .conftest import assert_same_weights, torch_threads
 
 
 @pytest.fixture()
@@ -60,13 +60,8 @@ def test_a_job_trains_in_its_own_process_unaffected_by_the_server(tmp_path, mana
     done = wait(manager, "a", job.id)
     assert done.status == "finished", done.error
     assert done.history and done.metrics["steps"] > 0
-    # on as many torch threads as the worker: how a sum is split among threads changes its last bits
-    threads = torch.get_num_threads()
-    torch.set_num_threads(worker_threads())
-    try:
+    with torch_threads(worker_threads()):  # as many as the worker
         reference = train(TrainConfig(**QUICK, out=str(tmp_path / "reference")), progress=False)
-    finally:
-        torch.set_num_threads(threads)
     assert_same_weights(ibinn.load(done.out, device="cpu"), reference.model)
 
 

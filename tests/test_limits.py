@@ -34,7 +34,7 @@ from ibinn import explore, limits
 from ibinn.baselines import ResNetClassifier
 from ibinn.checkpoint import FORMAT
 
-from .conftest import randomize
+from .conftest import randomize, torch_threads
 
 SHAPE = (1, 28, 28)
 DIM = math.prod(SHAPE)
@@ -63,10 +63,8 @@ def default_limits():
 def one_thread():
     """Thousands of calls on a tiny model: on a busy 2-core machine, two spinning OpenMP threads
     per call made them 20 times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

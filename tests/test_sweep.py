@@ -13,6 +13,8 @@ from ibinn.checkpoint import load_weights
 from ibinn.sweep import sweep
 from ibinn.train import WEIGHTS_FILE, TrainConfig
 
+from .conftest import torch_threads
+
 BASE = TrainConfig(dataset="demo:fashion-mnist", preset="tiny", epochs=0.2, batch_size=64,
                    device="cpu", checkpoint_every=1000)
 
@@ -61,11 +63,8 @@ def test_a_worker_waits_for_its_device_to_reach_the_queue(monkeypatch):
     queue = multiprocessing.get_context("spawn").Queue()
     threading.Timer(0.3, queue.put, args=("cpu",)).start()
     monkeypatch.setattr(ibinn.sweep, "_worker_device", "")
-    threads = torch.get_num_threads()
-    try:
+    with torch_threads(torch.get_num_threads()):  # the worker sets its own count
         ibinn.sweep._start_worker(queue, 1)
-    finally:
-        torch.set_num_threads(threads)
     assert ibinn.sweep._worker_device == "cpu"
 
 
@@ -78,13 +77,9 @@ def test_runs_spread_over_devices_match_the_runs_in_process(tmp_path):
     base = dataclasses.replace(BASE, epochs=0.1)
     spread = sweep(base, [0.1, 10.0], [], tmp_path / "spread", ood_sets=[], progress=False,
                    devices=["cpu", "cpu"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
-    try:
+    with torch_threads(max(1, (os.cpu_count() or 1) // 2)):
         here = sweep(base, [0.1, 10.0], [], tmp_path / "here", ood_sets=[], progress=False,
                      devices=[])
-    finally:
-        torch.set_num_threads(threads)
     assert [r["name"] for r in spread] == [r["name"] for r in here] == ["gamma-0.1", "gamma-10"]
     for a, b in zip(spread, here, strict=True):
         weights_a, _ = load_weights(tmp_path / "spread" / a["name"] / WEIGHTS_FILE)
