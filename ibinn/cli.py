@@ -79,9 +79,23 @@ def _add_train(sub) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3 Adam, 0.07 SGD)")
+    p.add_argument("--schedule", choices=T.SCHEDULES, default=d.schedule,
+                   help="learning-rate schedule: linear warm-up, then linear or cosine decay to "
+                        "zero; one-cycle; or step, the paper's 10x decays (default %(default)s)")
+    p.add_argument("--warmup", type=float, default=d.warmup,
+                   help="share of the steps with a linear warm-up (default %(default)s)")
+    p.add_argument("--ema", type=float, default=d.ema,
+                   help="half-life of the exponential moving average of the weights that the run "
+                        "evaluates and saves, as a share of its steps; 0: none (default %(default)s)")
+    p.add_argument("--budget-minutes", type=float,
+                   help="size the run to this many minutes of compute on its device, from the "
+                        "measured step speed (in place of --epochs); the schedule ends with it")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--sigma", type=float, default=d.sigma, help="training noise std")
+    p.add_argument("--val-size", type=int, default=d.val_size,
+                   help="training images held out for validation, the figures every choice is made "
+                        "on (the test set is read once, at the end; default %(default)s)")
     p.add_argument("--augment", choices=AUGMENTATIONS,
                    help="random flips (and crops) of training images "
                         "(default: flip-crop for RGB data, none for grey)")
@@ -89,7 +103,9 @@ def _add_train(sub) -> None:
                    help="learn the class weights Φ from the L_X gradient (appendix B)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument("--amp", action="store_true", help="bf16 mixed precision on CUDA")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=d.amp,
+                   help="bf16 mixed precision (autocast) where the device computes bf16 natively: "
+                        "GPUs, CPUs with AVX-512 BF16 or AMX (default: on)")
     p.add_argument("--compile", choices=["auto", "on", "off"], default=d.compile,
                    help="torch.compile the model and loss; auto: for runs estimated at 10 minutes "
                         "or more, where a compiler is present (default %(default)s)")
@@ -113,8 +129,10 @@ def _train_config(args) -> T.TrainConfig:
     return T.TrainConfig(
         dataset=args.dataset, model=args.model, root=args.root, download=args.download, mode=args.mode,
         gamma=args.gamma, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
-        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+        optimizer=args.optimizer, lr=args.lr, schedule=args.schedule, warmup=args.warmup,
+        ema=args.ema, budget_minutes=args.budget_minutes, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, sigma=args.sigma, augment=args.augment,
+        val_size=args.val_size,
         learn_class_weights=args.learn_class_weights, seed=args.seed, device=args.device,
         amp=args.amp, compile=args.compile, checkpoint_every=args.checkpoint_every,
         snapshots=args.snapshots, out=args.out, model_overrides=dict(args.arch))
@@ -203,6 +221,9 @@ def _add_sweep(sub) -> None:
                    help="extra loss modes, comma-separated (class-nll, class-nll-reg), or ''")
     p.add_argument("--preset", choices=list(PRESETS), default=d.preset)
     _add_arch(p)
+    p.add_argument("--val-size", type=int, default=d.val_size,
+                   help="training images held out for validation, the figures every choice is made "
+                        "on (the test set is read once, at the end; default %(default)s)")
     p.add_argument("--augment", choices=AUGMENTATIONS, help="as for train")
     p.add_argument("--epochs", type=float, default=d.epochs)
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
@@ -260,6 +281,9 @@ def _add_zoo(sub) -> None:
     rebuild.add_argument("--device", help="device to train on in place of the cards' (e.g. cuda)")
     rebuild.add_argument("--work", help="folder for the runs, kept: a later call resumes there "
                                         "(default: a temporary folder)")
+    rebuild.add_argument("--budget-minutes", type=float,
+                         help="retrain under this version's default recipe, each model sized to this "
+                              "many minutes of compute (default: the cards' own training configs)")
     rebuild.add_argument("--max-minutes", type=float,
                          help="stop after this many minutes with a checkpoint in --work (exit "
                               "status 3); the same command continues")
@@ -289,12 +313,13 @@ def _run_zoo(args) -> int:
             raise ValueError("--max-minutes needs --work, a folder the next call resumes from")
         should_stop = _deadline(args.max_minutes)
         cards, done = zoo.rebuild(args.dataset, args.root, device=args.device, work=args.work,
-                                  should_stop=should_stop)
+                                  should_stop=should_stop, budget_minutes=args.budget_minutes)
         for card in cards:
             print(f"rebuilt {card.name}: test error {card.metrics['test']['error']:.2f}%")
         if not done:
-            print(f"stopped (--max-minutes) with a checkpoint in {args.work}; run the same command "
-                  f"to continue")
+            print(f"not complete: stopped (--max-minutes) with a checkpoint in {args.work}, or a model "
+                  f"is still training in another process; run the same command to continue (the zoo "
+                  f"changes once every model has trained)")
             return 3
         print(f"rebuilt {len(cards)} models in this call; the zoo is complete")
         return 0

@@ -24,8 +24,9 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -61,6 +62,22 @@ def matmul_peak_gflops(device: str = "cpu", dtype: str = "float32", n: int = 204
         sync()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively, so that bf16 autocast speeds training up: a GPU
+    that supports it, or a CPU with AVX-512 BF16 or AMX instructions (oneDNN's bf16 kernels; on
+    this project's 2-core AMD EPYC a CIFAR-10 ``small`` step took 0.78 s instead of 1.35 s). Other
+    CPUs emulate bf16 and would slow down."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no cheap way to tell
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def compile_blocker(device: torch.device) -> str | None:
@@ -149,3 +166,26 @@ class Distributed:
 
     def any_true(self, flag: bool, device: torch.device) -> bool:
         return not self.all_true(not flag, device)
+
+    def broadcast_int(self, value: int, device: torch.device) -> int:
+        """Rank 0's ``value`` on every rank (e.g. a run length measured on each)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        tensor = torch.tensor([value], device=device)
+        dist.broadcast(tensor, src=0)
+        return int(tensor)
+
+    @staticmethod
+    def synchronize(device: torch.device) -> None:
+        """Wait for the device's queued work (for timing; nothing to wait for on the CPU)."""
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+
+def compute_clock(device: torch.device) -> Callable[[], float]:
+    """The clock a compute budget runs on: on the CPU, the process's CPU time (all its threads: a
+    second of it is a second of one core, whatever else the machine runs); on an accelerator, the
+    wall clock (what the device is held for)."""
+    return time.process_time if device.type == "cpu" else time.perf_counter

@@ -17,9 +17,15 @@ RNG, which stochastic layers (the VIB's sampling) draw from, is seeded by ``(see
 killed at any point and resumed from its last checkpoint therefore takes exactly the steps the
 uninterrupted run would have taken, on the same device and number of processes.
 
-Optimisers: SGD as in the paper (appendix E: lr 0.07, momentum 0.9, weight decay 1e-4, lr decayed
-10x at 1/3, 5/9 and 7/9 of training, μ at 3x the lr without momentum, as in the official code),
-or Adam with warm-up and cosine decay for short CPU runs.
+Recipe: Adam or SGD with momentum (the paper's, appendix E: lr 0.07, momentum 0.9, weight decay
+1e-4, μ at 3x the lr without momentum, as in the official code), under one of torch's learning-rate
+schedules sized to the run (:func:`lr_schedule`: linear warm-up, then linear or cosine decay to
+zero, one-cycle, or the paper's steps), and an exponential moving average of the weights
+(:class:`WeightAverage`, torch's ``AveragedModel``) that is what the run evaluates and saves. With
+``budget_minutes`` the run is sized to a compute budget instead of a number of epochs: a short
+measurement of the step speed (:meth:`_Run.measure_step_seconds`) fixes the number of steps that
+fit (:func:`budget_steps`), so the schedule reaches zero when the budget ends. The steps are saved
+with the checkpoints: a resumed run continues the same schedule and average.
 
 Example:
     >>> from ibinn.train import TrainConfig, train
@@ -32,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -59,10 +66,21 @@ from .checkpoint import (
     run_folder_lock,
     save_state,
 )
-from .device import Distributed, compile_blocker, compiled, matmul_peak_gflops, resolve_device
+from .device import (
+    Distributed,
+    compile_blocker,
+    compiled,
+    compute_clock,
+    fast_bf16,
+    matmul_peak_gflops,
+    resolve_device,
+)
 from .losses import MODES
 from .metrics import bits_per_dim
 from .model import IBINN, ImageClassifier, ModelConfig, initial_mean_radius
+
+#: Learning-rate schedules (:func:`lr_schedule`), the default first.
+SCHEDULES = ("linear", "cosine", "one-cycle", "step")
 
 STATE_FILE = "train_state.pt"
 WEIGHTS_FILE = "model.safetensors"
@@ -124,6 +142,10 @@ class TrainConfig:
     batch_size: int = 128
     optimizer: str = "adam"
     lr: float | None = None  # default: 1e-3 for Adam, 0.07 for SGD
+    schedule: str = "linear"  # one of SCHEDULES
+    warmup: float = 0.05  # share of the steps with a linear learning-rate warm-up
+    ema: float = 0.05  # half-life of the weight average, as a share of the steps; 0: no average
+    budget_minutes: float | None = None  # size the run to this compute budget (ignores epochs)
     lr_mu_factor: float = 3.0
     weight_decay: float = 1e-4
     grad_clip: float = 8.0
@@ -134,7 +156,7 @@ class TrainConfig:
     val_size: int = 1000
     seed: int = 0
     device: str = "auto"
-    amp: bool = False  # bf16 autocast on CUDA
+    amp: bool = True  # bf16 autocast where the device computes bf16 natively (device.fast_bf16)
     compile: str = "auto"  # "auto" (long runs where a compiler is present), "on", "off"
     checkpoint_every: int = 200
     max_bad_steps: int = 20
@@ -154,13 +176,19 @@ class TrainConfig:
             raise ValueError(f"compile must be 'auto', 'on' or 'off', not {self.compile!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', not {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        if self.budget_minutes is not None:
+            self.budget_minutes = L.real("budget_minutes", self.budget_minutes, low=0, high=1e7,
+                                         low_open=True)
         self.gamma = L.real("gamma", self.gamma, low=0, allow_inf=True)
         self.epochs = L.real("epochs", self.epochs, low=0, high=1e6, low_open=True)
         self.batch_size = L.integer("batch_size", self.batch_size, 1, L.current().max_batch_size)
         if self.lr is not None:
             self.lr = L.real("lr", self.lr, low=0, low_open=True)
         for name, low, high in (("lr_mu_factor", 0, 1e6), ("weight_decay", 0, 1e3),
-                                ("sigma", 0, 1.0), ("label_smoothing", 0, 0.999)):
+                                ("sigma", 0, 1.0), ("label_smoothing", 0, 0.999),
+                                ("warmup", 0, 0.5), ("ema", 0, 1.0)):
             setattr(self, name, L.real(name, getattr(self, name), low=low, high=high))
         self.grad_clip = L.real("grad_clip", self.grad_clip, low=0, low_open=True)
         for name, low, high in (("val_size", 0, 10**9), ("seed", 0, 2**32 - 1),
@@ -174,6 +202,33 @@ class TrainConfig:
             raise ValueError(f"model_overrides may set {', '.join(ModelConfig.ARCHITECTURE)}; "
                              f"not {', '.join(sorted(unknown))}")
 
+    def with_recipe(self, **changes) -> TrainConfig:
+        """This run (data, model, loss, seed) under this version's default recipe (:data:`RECIPE`)
+        with ``changes``: how ``ibinn zoo rebuild --budget-minutes`` retrains a zoo."""
+        defaults = TrainConfig()
+        return dataclasses.replace(self, **{name: getattr(defaults, name) for name in RECIPE} | changes)
+
+    def command(self) -> str:
+        """The ``ibinn train`` command that makes this run (flags for the fields off their defaults).
+
+        Example:
+            >>> TrainConfig(dataset="cifar10", budget_minutes=50, out="runs/c").command()
+            'ibinn train --dataset cifar10 --budget-minutes 50 --out runs/c'
+        """
+        defaults, words = TrainConfig(), ["ibinn", "train"]
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "out" or value == getattr(defaults, f.name):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if f.name == "model_overrides":
+                words += [f"--arch {key}={json.dumps(v, separators=(',', ':'))}" for key, v in value.items()]
+            elif isinstance(value, bool):
+                words.append(flag)
+            else:
+                words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        return " ".join(words + ["--out", self.out])
+
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
         out["gamma"] = "inf" if math.isinf(self.gamma) else self.gamma
@@ -185,7 +240,21 @@ class TrainConfig:
         data["gamma"] = float(data["gamma"])
         if isinstance(data.get("augment"), bool):  # runs saved before flips came on their own
             data["augment"] = "flip-crop" if data["augment"] else "none"
+        if "schedule" not in data:  # runs saved before the recipe had these parts: their recipe
+            data |= LEGACY_RECIPE[data.get("optimizer", "adam")]
         return cls(**data)
+
+
+#: The fields of a run's recipe: how it trains, not what model it makes (data set, network, loss,
+#: γ, seed). :meth:`TrainConfig.with_recipe` resets them.
+RECIPE = ("optimizer", "lr", "lr_mu_factor", "weight_decay", "grad_clip", "label_smoothing", "sigma",
+          "augment", "batch_size", "epochs", "budget_minutes", "schedule", "warmup", "ema", "amp",
+          "compile", "val_size")
+
+#: The recipe of configs saved before schedules and the weight average were settings (the zoo of
+#: 2026-11): Adam with a 5 % warm-up and cosine decay, SGD with the paper's steps; no average.
+LEGACY_RECIPE = {"adam": {"schedule": "cosine", "warmup": 0.05, "ema": 0.0, "amp": False},
+                 "sgd": {"schedule": "step", "warmup": 0.0, "ema": 0.0, "amp": False}}
 
 
 @dataclass
@@ -197,17 +266,124 @@ class TrainResult:
     finished: bool = True
 
 
-def _lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
-    if config.optimizer == "sgd":
-        milestones = [round(total_steps * f) for f in (1 / 3, 5 / 9, 7 / 9)]
-        return lambda step: 0.1 ** sum(step >= m for m in milestones)
-    warmup = max(1, min(500, total_steps // 20))
+def lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int,
+                warmup: float) -> torch.optim.lr_scheduler.LRScheduler:
+    """Torch's learning-rate scheduler for a run of ``total_steps`` optimiser steps.
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
-    return factor
+    ``linear`` and ``cosine``: a linear warm-up over ``warmup`` of the steps, then a linear (as
+    budgeted training recommends, Li et al., ICLR 2020) or cosine decay that reaches zero with the
+    last step; ``one-cycle``: ``OneCycleLR`` (Smith & Topin, 2019) rising over ``warmup`` of the
+    steps; ``step``: the paper's 10x decays at 1/3, 5/9 and 7/9 of training (appendix E), after
+    the warm-up if any.
+
+    Example:
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        >>> sched = lr_schedule(opt, "linear", total_steps=10, warmup=0.2)
+        >>> rates = [sched.get_last_lr()[0]]
+        >>> for _ in range(10):
+        ...     opt.step(); sched.step(); rates.append(sched.get_last_lr()[0])
+        >>> [round(r, 3) for r in rates]
+        [0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0]
+    """
+    S = torch.optim.lr_scheduler
+    if schedule == "one-cycle":
+        return S.OneCycleLR(optimizer, max_lr=[group["lr"] for group in optimizer.param_groups],
+                            total_steps=total_steps + 1, pct_start=max(warmup, 1 / (total_steps + 1)))
+    warm = min(round(warmup * total_steps), total_steps - 1)
+    rest = total_steps - warm
+    if schedule == "linear":
+        decay = S.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=rest)
+    elif schedule == "cosine":
+        decay = S.CosineAnnealingLR(optimizer, T_max=rest, eta_min=0.0)
+    elif schedule == "step":
+        decay = S.MultiStepLR(optimizer, [round(total_steps * f) - warm for f in (1 / 3, 5 / 9, 7 / 9)],
+                              gamma=0.1)
+    else:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
+    if warm == 0:
+        return decay
+    # the warm-up rises to the full rate at its last step: (step + 1) / warm
+    ramp = S.LinearLR(optimizer, start_factor=1 / warm, end_factor=1.0, total_iters=max(1, warm - 1))
+    return S.SequentialLR(optimizer, [ramp, decay], milestones=[warm])
+
+
+def budget_steps(budget_seconds: float, step_seconds: float, batch_size: int, steps_per_epoch: int,
+                 val_images: int, test_images: int) -> int:
+    """Optimiser steps that fit ``budget_seconds`` at ``step_seconds`` a step, leaving time for the
+    validation pass at every epoch's end and the final test pass (an image's inference costs about
+    a third of its training step: one forward pass of three). At least one step.
+
+    Example:
+        >>> budget_steps(600, 1.0, 100, 50, 1000, 10_000)  # 10 min at 1 s a step
+        531
+    """
+    infer_seconds = step_seconds / batch_size / 3  # per image
+    per_step = step_seconds + val_images * infer_seconds / steps_per_epoch
+    return max(1, math.floor((budget_seconds - test_images * infer_seconds) / per_step))
+
+
+class WeightAverage:
+    """An exponential moving average of a model's trainable parameters (torch's
+    ``AveragedModel``), and a copy of the model that carries it, for evaluation and saving.
+
+    The decay gives the average a half-life of ``half_life`` of the run's ``total_steps``; early
+    on it is capped at (1 + n) / (10 + n) after n updates, so that the random initial weights
+    are forgotten fast (as TensorFlow's ``ExponentialMovingAverage`` with ``num_updates``). Only
+    trainable parameters are averaged: the IB-INN's fixed soft permutations (38M of CIFAR-10
+    ``small``'s 40M parameters) never change. Buffers (batch-norm statistics) are the live model's.
+    Non-finite steps (skipped by the NaN guard) leave the average unchanged, decided on the device.
+
+    Reference: Polyak & Juditsky, "Acceleration of stochastic approximation by averaging", 1992.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 1)
+        >>> average = WeightAverage(net, half_life=0.1, total_steps=100)
+        >>> average.update(net, torch.tensor(True))
+        >>> torch.equal(average.model().weight, net.weight)
+        True
+    """
+
+    def __init__(self, model: torch.nn.Module, half_life: float, total_steps: int):
+        self.names = [name for name, p in model.named_parameters() if p.requires_grad]
+        self.decay = 0.5 ** (1 / max(1.0, half_life * total_steps))
+        self.average = torch.optim.swa_utils.AveragedModel(self._trainable(model),
+                                                           multi_avg_fn=self._update)
+        self._copy = copy.deepcopy(model)
+        self._finite: torch.Tensor | None = None
+
+    def _trainable(self, model: torch.nn.Module) -> torch.nn.ParameterList:
+        params = dict(model.named_parameters())
+        return torch.nn.ParameterList([params[name] for name in self.names])
+
+    def _update(self, averaged: list[torch.Tensor], current: list[torch.Tensor],
+                n_averaged: torch.Tensor | int) -> None:
+        n = torch.as_tensor(n_averaged, dtype=averaged[0].dtype, device=averaged[0].device)
+        weight = 1 - torch.clamp((1 + n) / (10 + n), max=self.decay)
+        if self._finite is not None:
+            weight = weight * self._finite.to(weight.dtype)
+        torch._foreach_lerp_(averaged, current, weight)
+
+    def update(self, model: torch.nn.Module, finite: torch.Tensor) -> None:
+        """Fold the model's current weights in (not when ``finite`` is false)."""
+        self._finite = finite
+        self.average.update_parameters(self._trainable(model))
+
+    @torch.no_grad()
+    def model(self, live: torch.nn.Module | None = None) -> torch.nn.Module:
+        """The model with the averaged weights (and ``live``'s buffers when given), in eval mode."""
+        for name, value in zip(self.names, self.average.module, strict=True):
+            self._copy.get_parameter(name).copy_(value)
+        if live is not None:
+            for (_, buffer), (_, value) in zip(self._copy.named_buffers(), live.named_buffers(),
+                                               strict=True):
+                buffer.copy_(value)
+        return self._copy.eval()
+
+    def state_dict(self) -> dict:
+        return self.average.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.average.load_state_dict(state)
 
 
 def _optimizer(model: ImageClassifier, config: TrainConfig) -> torch.optim.Optimizer:
@@ -273,12 +449,15 @@ def estimate_minutes(config: TrainConfig) -> float:
     """Minutes of compute ``config`` needs in eager mode on its device: the model's training FLOPs
     per image (:func:`ibinn.limits.footprint`, which also checks the architecture against the
     limits) × training images × epochs, at :data:`TRAINING_EFFICIENCY` of the device's measured
-    matmul peak. Raises ``ValueError`` (a :class:`ibinn.data.DataError` for data) when the run
-    cannot be built."""
+    matmul peak; a run with ``budget_minutes`` needs its budget. Raises ``ValueError`` (a
+    :class:`ibinn.data.DataError` for data) when the run cannot be built."""
     n_images, shape, n_classes = D.describe_dataset(config.dataset, config.root)
     model_config = ModelConfig.from_preset(config.preset, shape, max(n_classes, 2),
                                            **config.model_overrides)
-    flops = L.footprint(model_config.to_json()).train_gflops_per_image * 1e9 * n_images * config.epochs
+    footprint = L.footprint(model_config.to_json())  # also checks the architecture
+    if config.budget_minutes is not None:
+        return config.budget_minutes
+    flops = footprint.train_gflops_per_image * 1e9 * n_images * config.epochs
     rate = matmul_peak_gflops(resolve_device(config.device).type) * 1e9 * TRAINING_EFFICIENCY
     return flops / rate / 60
 
@@ -364,7 +543,7 @@ class _Run:
     model: ImageClassifier
     objective: torch.nn.Module  #: :class:`_Objective`, compiled and/or DDP-wrapped
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None  #: set by :meth:`plan`
     train_data: D.ImageData  #: images and labels on the training device
     val_data: D.ImageData
     test_data: D.ImageData
@@ -381,6 +560,9 @@ class _Run:
     _skipped_reported: int = 0
     #: the objective before torch.compile, until the compiled one has run its first step
     _eager_objective: torch.nn.Module | None = None
+    average: WeightAverage | None = None  #: the weights the run evaluates and saves (``ema`` > 0)
+    #: a budget run's measurement (:meth:`plan`): seconds a step, seconds spent measuring
+    planned: dict[str, float] = field(default_factory=dict)
     #: test images whose latents :meth:`snapshot` keeps (rank 0 of a run with snapshots, else None)
     snapshot_data: D.ImageData | None = None
     snapshot_every: int = 0
@@ -416,24 +598,12 @@ class _Run:
         steps_per_epoch = len(train_data) // config.batch_size
         if steps_per_epoch == 0:
             raise ValueError(f"{len(train_data)} training images < batch size {config.batch_size}")
-        total_steps = max(1, round(config.epochs * steps_per_epoch))
-
         model = _make_model(config, train_data).to(device, memory_format=_memory_format(device))
         if dist.world > 1:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         optimizer = _optimizer(model, config)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, total_steps))
-        if state is not None:
-            try:
-                for part, holder in (("model", model), ("optimizer", optimizer),
-                                     ("scheduler", scheduler)):
-                    holder.load_state_dict(state[part])
-            except (KeyError, RuntimeError, ValueError) as err:
-                raise CheckpointError(f"{state_path} does not fit this run: {err}") from err
-            for group in optimizer.param_groups:  # states saved before the fused optimiser
-                group.update(fused=True, foreach=None)
         _zero_momentum(optimizer)
-        objective = _Objective(model, config.amp and device.type == "cuda")
+        objective = _Objective(model, config.amp and fast_bf16(device))
         if dist.world > 1:
             objective = torch.nn.parallel.DistributedDataParallel(
                 objective, device_ids=[device.index] if device.type == "cuda" else None)
@@ -443,12 +613,17 @@ class _Run:
                                  "reduce-overhead" if device.type == "cuda" and dist.world == 1 else None)
         train_data = dataclasses.replace(train_data, images=train_data.images.to(device),
                                          labels=train_data.labels.to(device))
-        run = cls(config, dist, out, model, objective, optimizer, scheduler, train_data, val_data,
-                  test_data, augment, steps_per_epoch, total_steps,
+        run = cls(config, dist, out, model, objective, optimizer, None, train_data, val_data,
+                  test_data, augment, steps_per_epoch, 0,
                   _eager_objective=eager_objective if objective is not eager_objective else None)
-        if state is not None:
+        run.plan(state)
+        if state is not None:  # the optimiser after the schedule, which sets its rates when built
+            _load_parts(state_path, state, model=model, scheduler=run.scheduler, average=run.average,
+                        optimizer=optimizer)
+            _zero_momentum(optimizer)
             run.step, run.history, run.elapsed = state["step"], state["history"], state["elapsed"]
             run.first_step = run.step
+        total_steps = run.total_steps
         if config.snapshots and isinstance(model, IBINN) and dist.is_main:
             per_class = max(1, SNAPSHOT_IMAGES // len(test_data.classes))
             run.snapshot_data = D.first_per_class(test_data, per_class)
@@ -467,13 +642,61 @@ class _Run:
     def device(self) -> torch.device:
         return self.model.device
 
+    def plan(self, state: dict | None) -> None:
+        """Fix the run's length, then build its schedule and weight average for that length: the
+        saved length of a resumed run, else the steps that fit ``budget_minutes`` (measured, see
+        :meth:`measure_step_seconds`; every process takes rank 0's figure), else ``epochs``."""
+        cfg = self.config
+        if state is not None and "total_steps" in state:
+            self.total_steps = int(state["total_steps"])
+        elif cfg.budget_minutes is not None:
+            step_seconds, spent = self.measure_step_seconds()
+            planned = budget_steps(60 * cfg.budget_minutes - spent, step_seconds, cfg.batch_size,
+                                   self.steps_per_epoch, len(self.val_data), len(self.test_data))
+            self.total_steps = self.dist.broadcast_int(planned, self.device)
+            self.planned = {"step_seconds": step_seconds, "measure_seconds": spent}
+        else:
+            self.total_steps = max(1, round(cfg.epochs * self.steps_per_epoch))
+        self.scheduler = lr_schedule(self.optimizer, cfg.schedule, self.total_steps, cfg.warmup)
+        if cfg.ema > 0:
+            self.average = WeightAverage(self.model, cfg.ema, self.total_steps)
+
+    def measure_step_seconds(self, warm: int = 2, timed: int = 8) -> tuple[float, float]:
+        """Seconds of compute a training step takes here (the median of ``timed`` steps after
+        ``warm`` ones, which pay for compilation and allocation) and the seconds the measurement
+        took, on the device's compute clock (:func:`ibinn.device.compute_clock`: CPU time on the
+        CPU, so that a budget means the same on a busy machine). The steps run on the run's own
+        model and optimiser, which are restored afterwards, with the global RNG: the run then takes
+        exactly the steps it would have taken unmeasured."""
+        saved = copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
+        clock, times = compute_clock(self.device), []
+        began = clock()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            self.model.train()
+            for _ in range(warm + timed):
+                started = clock()
+                self.train_step(measure=True)
+                self.dist.synchronize(self.device)
+                times.append(clock() - started)
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        _zero_momentum(self.optimizer)
+        self._sums = None
+        return float(np.median(times[warm:])), clock() - began
+
+    def eval_model(self) -> ImageClassifier:
+        """The model the run evaluates and saves: the weight average (a copy, in eval mode) when
+        there is one, else the live model (its mode unchanged)."""
+        return self.model if self.average is None else self.average.model(live=self.model)
+
     def checkpoint(self) -> None:
         if self.dist.is_main:
             save_state(self.out / STATE_FILE, {
                 "format": FORMAT, "train_config": json.dumps(self.config.to_json()), "step": self.step,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "history": self.history,
-                "elapsed": self.elapsed})
+                "elapsed": self.elapsed, "total_steps": self.total_steps}
+                | ({"average": self.average.state_dict()} if self.average is not None else {}))
 
     def snapshot_due(self) -> bool:
         """Whether this step (the start, every :attr:`snapshot_every` steps, the end) keeps a frame."""
@@ -488,7 +711,7 @@ class _Run:
         without snapshots."""
         data = self.snapshot_data
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            frame = explore.snapshot_frame(self.model, data.images, data.labels)
+            frame = explore.snapshot_frame(self.eval_model(), data.images, data.labels)
         values = {"step": self.step, "epoch": self.step / self.steps_per_epoch, "xy": frame.xy,
                   "mu_xy": frame.mu_xy, "accuracy": frame.accuracy, "explained": frame.explained}
         for key in FRAME_KEYS:
@@ -517,7 +740,7 @@ class _Run:
             x, y = x.chunk(self.dist.world)[self.dist.rank], y.chunk(self.dist.world)[self.dist.rank]
         return x.contiguous(memory_format=_memory_format(self.device)), y
 
-    def train_step(self) -> None:
+    def train_step(self, measure: bool = False) -> None:
         """One optimiser step, skipped on the device when the loss or the gradients are not finite
         (the schedule still advances, so that step counts and learning rates stay aligned with an
         unbroken run).
@@ -526,18 +749,20 @@ class _Run:
         falls back to eager mode with one line, instead of ending the run.
         """
         if self._eager_objective is None:  # eager, or compiled and past its first step
-            return self._step()
+            return self._step(measure)
         try:
-            self._step()
+            self._step(measure)
         except Exception as err:  # inductor raises many types (a missing compiler, a C++ error)
             first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             print(f"compile: failed ({first_line}); running eagerly", file=sys.stderr)
             self.objective = self._eager_objective
-            self._step()
+            self._step(measure)
         finally:
             self._eager_objective = None
 
-    def _step(self) -> None:
+    def _step(self, measure: bool) -> None:
+        """One step; with ``measure``, the update alone (the schedule, the average, the step count
+        and the running figures stay as they are: see :meth:`measure_step_seconds`)."""
         x, y = self.batch()
         torch.manual_seed(_seeded(self.config.seed, 2 << 20, self.step).initial_seed())
         loss, outputs = self.objective(x, y)
@@ -547,9 +772,13 @@ class _Run:
         finite = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)
         self.optimizer.found_inf = (~finite).float()  # read by the fused optimiser's kernel
         self.optimizer.step()
+        if measure:
+            return
         with warnings.catch_warnings():  # the optimiser "step" may have been skipped on the device
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
             self.scheduler.step()
+        if self.average is not None:
+            self.average.update(self.model, finite)
         self.step += 1
         with torch.no_grad():
             self._accumulate(loss.detach(), outputs, y, finite)
@@ -595,7 +824,7 @@ class _Run:
         record = {"step": self.step, "epoch": self.step / self.steps_per_epoch,
                   "elapsed_s": time.perf_counter() - started, **self.running}
         if self.dist.is_main:
-            val = evaluate_split(self.model, self.val_data)
+            val = evaluate_split(self.eval_model(), self.val_data)
             self.model.train()
             record |= {f"val_{key}": value for key, value in val.items() if key != "n"}
         self.history.append(record)
@@ -603,19 +832,32 @@ class _Run:
 
     def finish(self) -> TrainResult:
         """Save the model, evaluate it on the test set, write ``metrics.json`` (rank 0)."""
-        self.model.eval()
+        model = self.eval_model().eval()
         if not self.dist.is_main:
-            return TrainResult(self.model, self.out, self.history, {})
-        self.model.save(self.out / WEIGHTS_FILE)
-        test = evaluate_split(self.model, self.test_data)
+            return TrainResult(model, self.out, self.history, {})
+        model.save(self.out / WEIGHTS_FILE)
+        test = evaluate_split(model, self.test_data)
         metrics = {**{f"test_{key}": value for key, value in test.items() if key != "n"},
                    "n_test": test["n"], "steps": self.step, "resumed_from_step": self.first_step,
                    "epochs": self.step / self.steps_per_epoch, "train_seconds": self.elapsed,
                    "device": str(self.device), "processes": self.dist.world,
-                   "parameters": self.model.num_parameters()}
+                   "parameters": model.num_parameters()}
         atomic_write(self.out / METRICS_FILE,
                      lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
-        return TrainResult(self.model, self.out, self.history, metrics)
+        return TrainResult(model, self.out, self.history, metrics)
+
+
+def _load_parts(path: Path, state: dict, **parts) -> None:
+    """Load each named part of a saved run (``model=``, ``optimizer=``, ...) from ``state``."""
+    try:
+        for part, holder in parts.items():
+            if holder is not None:
+                holder.load_state_dict(state[part])
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"{path} does not fit this run: {err}") from err
+    if "optimizer" in parts:
+        for group in parts["optimizer"].param_groups:  # states saved before the fused optimiser
+            group.update(fused=True, foreach=None)
 
 
 def _memory_format(device: torch.device) -> torch.memory_format:
@@ -656,6 +898,10 @@ def _train_locked(config: TrainConfig, device: torch.device, dist: Distributed,
     what = {"ibinn": f"{cfg.mode} γ={cfg.gamma:g}", "vib": f"vib γ={cfg.gamma:g}"}.get(cfg.model, cfg.model)
     bar = tqdm(total=total, initial=run.step, disable=not (progress and dist.is_main), unit="step",
                desc=f"{cfg.dataset} {what}", dynamic_ncols=True)
+    if run.planned and progress and dist.is_main:
+        bar.write(f"budget {cfg.budget_minutes:g} min: {run.planned['step_seconds']:.3f} s of compute a "
+                  f"step (measured in {run.planned['measure_seconds']:.0f} s): {total} steps, "
+                  f"{total / run.steps_per_epoch:.2f} epochs")
     run.model.train()
     started = time.perf_counter() - run.elapsed
     if run.step == 0 and run.snapshot_due():
@@ -690,7 +936,7 @@ def _train_locked(config: TrainConfig, device: torch.device, dist: Distributed,
             run.checkpoint()
             bar.close()
             progress_so_far = {"steps": run.step, "total_steps": total, "train_seconds": run.elapsed}
-            return TrainResult(run.model.eval(), run.out, run.history, progress_so_far, finished=False)
+            return TrainResult(run.eval_model().eval(), run.out, run.history, progress_so_far, finished=False)
     bar.close()
     return run.finish()
 

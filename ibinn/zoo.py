@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CheckpointError, atomic_write
+from .checkpoint import CheckpointError, RunFolderBusy, atomic_write, run_folder_lock
 from .data import PRETRAINED_DIR, ImageData, dataset_label, load_dataset
 from .evaluate import CONVENTIONS, _jsonable, dataset_note, evaluate, markdown_table
 from .model import ImageClassifier
@@ -332,33 +332,68 @@ DONE_MARK = "rebuilt"
 
 def rebuild(family: str | None = None, root_data: str | None = None, root: Path = PRETRAINED_DIR,
             device: str | None = None, progress: bool = True, work: str | Path | None = None,
-            should_stop: Callable[[], bool] | None = None) -> tuple[list[ModelCard], bool]:
+            should_stop: Callable[[], bool] | None = None,
+            budget_minutes: float | None = None) -> tuple[list[ModelCard], bool]:
     """Retrain and re-evaluate every zoo model (of ``family``) from its card's training config.
 
     ``root_data`` and ``device``, when given, replace the data folder and device the card
-    recorded; the new card records what the run used. With ``work``, each model trains in
-    ``work/<name>`` and a later call resumes where this one stopped: ``should_stop`` (polled
-    every step) ends the call with a checkpoint, so a zoo rebuilds in segments of bounded time.
+    recorded; the new card records what the run used. With ``budget_minutes``, each model
+    retrains under this version's default recipe (:meth:`TrainConfig.with_recipe`: the same data,
+    network, loss and seed), sized to that many minutes of compute, and its card gets the command
+    that makes it. With ``work``, each model trains in ``work/<name>`` and a later call resumes
+    where this one stopped: ``should_stop`` (polled every step) ends the call with a checkpoint,
+    so a zoo rebuilds in segments of bounded time. A model whose folder another process holds is
+    left to that process, so that two calls on one work folder train two models at a time.
+
+    The zoo changes only once every model has trained: the old models stay until the new family
+    is complete, and the call that finds it complete packages it (cards, derived arrays, manifest).
 
     Returns the cards rebuilt by this call and whether the whole zoo (of ``family``) is done.
     """
     replace = {k: v for k, v in (("root", root_data), ("device", device)) if v is not None}
-    rebuilt = []
-    for card in list_models(root):
-        if family and card.family != family:
-            continue
+    cards = [card for card in list_models(root) if not family or card.family == family]
+    for card in cards:
         if not card.train_config:
             raise CheckpointError(f"{card.name}: its card holds no train_config to rebuild from")
-        with contextlib.ExitStack() as stack:
-            folder = (Path(work) / card.name if work is not None
-                      else Path(stack.enter_context(tempfile.TemporaryDirectory())))
-            if (folder / DONE_MARK).exists():  # rebuilt by an earlier segment
-                continue
-            config = dataclasses.replace(TrainConfig.from_json(card.train_config),
-                                         out=str(folder / "run"), **replace)
-            if not train(config, resume=True, progress=progress, should_stop=should_stop).finished:
-                return rebuilt, False
-            rebuilt.append(add(config.out, card.name, card.command, root_data=root_data, root=root,
-                               notes=card.notes))
-            (folder / DONE_MARK).touch()
+    with contextlib.ExitStack() as stack:
+        base = Path(work) if work is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        plans = []
+        for card in cards:
+            config = TrainConfig.from_json(card.train_config)
+            if budget_minutes is not None:
+                config = config.with_recipe(budget_minutes=budget_minutes)
+            plans.append((card, dataclasses.replace(config, out=str(base / card.name / "run"), **replace)))
+        trained = True
+        for card, config in plans:
+            if (base / card.name / DONE_MARK).exists() or (Path(config.out) / METRICS_FILE).exists():
+                continue  # packaged, or trained by an earlier segment
+            try:
+                if not train(config, resume=True, progress=progress, should_stop=should_stop).finished:
+                    return [], False
+            except RunFolderBusy:  # another process trains it
+                trained = False
+        if not trained:
+            return [], False
+        with run_folder_lock(base / "package"):  # one process packages the family
+            rebuilt = []
+            for card, config in plans:
+                if (base / card.name / DONE_MARK).exists():
+                    continue
+                command, notes = card.command, card.notes
+                if budget_minutes is not None:
+                    command = dataclasses.replace(config, out=f"runs/{card.name}").command()
+                    notes = _recipe_notes(config)
+                rebuilt.append(add(config.out, card.name, command, root_data=root_data, root=root,
+                                   notes=notes))
+                (base / card.name / DONE_MARK).touch()
     return rebuilt, True
+
+
+def _recipe_notes(config: TrainConfig) -> str:
+    """A card's note on the recipe a ``rebuild --budget-minutes`` trained it with."""
+    average = f"an average of the weights (half-life {config.ema:.0%} of the steps)" if config.ema else \
+        "no weight average"
+    return (f"Retrained by `ibinn zoo rebuild --budget-minutes {config.budget_minutes:g}`: "
+            f"{config.optimizer}, {config.schedule} schedule after a {config.warmup:.0%} warm-up, "
+            f"{average}, augmentation {config.augment or 'the data set default'}, label smoothing "
+            f"{config.label_smoothing:g}; sized to the budget from the measured step speed.")

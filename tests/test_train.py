@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ibinn
 from ibinn import explore
@@ -17,15 +19,18 @@ from ibinn.device import Distributed
 from ibinn.train import (
     MAX_SNAPSHOTS,
     REPORT_EVERY,
+    SCHEDULES,
     STATE_FILE,
     TrainConfig,
     _Run,
+    budget_steps,
     load_snapshots,
+    lr_schedule,
     snapshot_interval,
     train,
 )
 
-from .conftest import assert_same_weights
+from .conftest import assert_same_weights, torch_threads
 
 
 def _config(tmp_path, **kw) -> TrainConfig:
@@ -126,6 +131,160 @@ def test_configs_saved_with_boolean_augment_still_load(tmp_path):
     saved = _config(tmp_path).to_json() | {"augment": True}
     assert TrainConfig.from_json(saved).augment == "flip-crop"
     assert TrainConfig.from_json(saved | {"augment": False}).augment == "none"
+
+
+def _rates(schedule: str, total: int, warmup: float) -> list[float]:
+    """The learning rate of each of ``total`` steps under ``schedule``, and the one after the last."""
+    param = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([param], lr=0.5)
+    sched = lr_schedule(opt, schedule, total, warmup)
+    rates = [opt.param_groups[0]["lr"]]
+    for _ in range(total):
+        opt.step()
+        sched.step()
+        rates.append(opt.param_groups[0]["lr"])
+    return rates
+
+
+@settings(max_examples=60, deadline=None)
+@given(total=st.integers(1, 3000), warmup=st.floats(0, 0.5), schedule=st.sampled_from(["linear", "cosine"]))
+def test_budget_schedules_warm_up_then_reach_zero_with_the_last_step(total, warmup, schedule):
+    rates = _rates(schedule, total, warmup)
+    assert rates[-1] == pytest.approx(0, abs=1e-12), "no rate is left at the end"
+    assert all(r > 0 for r in rates[:-1]), "every step learns"
+    assert max(rates) == pytest.approx(0.5)
+    warm = min(round(warmup * total), total - 1)  # the warm-up's steps: full rate at its last one
+    peak = next(i for i, r in enumerate(rates) if r >= 0.5 * (1 - 1e-9))
+    assert peak == max(0, warm - 1)
+    assert all(a < b for a, b in zip(rates[:peak], rates[1:peak + 1], strict=True)), "rises"
+    assert all(a >= b - 1e-12 for a, b in zip(rates[peak:], rates[peak + 1:], strict=False)), "decays"
+
+
+def test_every_schedule_is_a_torch_scheduler_that_resumes_from_its_state():
+    for schedule in SCHEDULES:
+        full = _rates(schedule, 50, 0.1)
+        param = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([param], lr=0.5)
+        first = lr_schedule(opt, schedule, 50, 0.1)
+        for _ in range(20):
+            opt.step()
+            first.step()
+        state = first.state_dict()
+        opt2 = torch.optim.SGD([param], lr=0.5)
+        second = lr_schedule(opt2, schedule, 50, 0.1)  # built, then loaded as a run resumes:
+        second.load_state_dict(state)
+        opt2.load_state_dict(opt.state_dict())  # the optimiser last (building sets its rates)
+        rest = [opt2.param_groups[0]["lr"]]
+        for _ in range(30):
+            opt2.step()
+            second.step()
+            rest.append(opt2.param_groups[0]["lr"])
+        assert rest == pytest.approx(full[20:], rel=1e-9), schedule
+    assert _rates("step", 90, 0.0)[29:31] == pytest.approx([0.5, 0.05])  # the paper's first decay
+
+
+@settings(max_examples=200, deadline=None)
+@given(budget=st.floats(1, 1e5), step=st.floats(1e-3, 10), batch=st.integers(1, 512),
+       per_epoch=st.integers(1, 1000), val=st.integers(0, 10_000), test=st.integers(0, 10_000))
+def test_budget_steps_are_the_most_that_fit_the_budget(budget, step, batch, per_epoch, val, test):
+    """Steps plus the evaluation passes they imply fit the budget; one more step would not."""
+    n = budget_steps(budget, step, batch, per_epoch, val, test)
+
+    def cost(steps: int) -> float:
+        infer = step / batch / 3
+        return steps * step + steps / per_epoch * val * infer + test * infer
+    assert n >= 1
+    if n > 1:
+        assert cost(n) <= budget * (1 + 1e-9)
+    assert cost(n + 1) > budget * (1 - 1e-9)
+
+
+def test_a_budget_run_takes_the_steps_that_fit_and_ends_at_zero_rate(tmp_path, monkeypatch):
+    """The run length comes from the measured step speed (here fixed: 0.05 s a step, 1 s spent
+    measuring), the schedule ends at zero with the budget, and a resume keeps the planned length."""
+    monkeypatch.setattr(_Run, "measure_step_seconds", lambda self: (0.05, 1.0))
+    cfg = _config(tmp_path, budget_minutes=0.05, epochs=100)  # 3 s: epochs are ignored
+    run = _Run.start(cfg, torch.device("cpu"), Distributed(), resume=False)
+    planned = budget_steps(2.0, 0.05, 64, 1350 // 64, 150, 500)  # the demo: 150 validation images
+    assert run.total_steps == planned < 100 * (1350 // 64)  # the measurement's 1 s is spent too
+    calls = {"n": 0}
+
+    def stop_after_10() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 10
+    assert not train(cfg, should_stop=stop_after_10, progress=False).finished
+    monkeypatch.setattr(_Run, "measure_step_seconds", lambda self: pytest.fail("measured again"))
+    result = train(cfg, resume=True, progress=False)
+    assert result.metrics["steps"] == planned
+    state = torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)
+    assert state["total_steps"] == planned
+    assert state["scheduler"]["_last_lr"][0] == 0.0
+
+
+def test_the_step_measurement_leaves_the_run_unchanged(tmp_path):
+    """Measuring the step speed trains on the run's own model and optimiser and restores them."""
+    run = _Run.start(_config(tmp_path / "a", optimizer="sgd"), torch.device("cpu"), Distributed(),
+                     resume=False)
+    before = {k: v.clone() for k, v in run.model.state_dict().items()}
+    rng = torch.get_rng_state()
+    seconds, spent = run.measure_step_seconds(warm=1, timed=2)
+    assert 0 < seconds <= spent
+    assert torch.equal(torch.get_rng_state(), rng)
+    for name, value in run.model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert all(not s["momentum_buffer"].any() for s in run.optimizer.state.values())
+
+
+def test_the_saved_and_evaluated_weights_are_the_average(tmp_path):
+    result = train(_config(tmp_path, ema=0.2), progress=False)
+    state = torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)
+    live = state["model"]
+    saved = ibinn.load(tmp_path / "run")
+    trainable = [name for name, p in saved.named_parameters() if p.requires_grad]
+    assert_same_weights(saved, result.model)
+    differs = [n for n in trainable if not torch.allclose(saved.state_dict()[n], live[n])]
+    assert len(differs) > len(trainable) // 2, "the saved weights are the average, not the last step's"
+    for i, name in enumerate(trainable):
+        assert torch.equal(saved.state_dict()[name], state["average"][f"module.{i}"]), name
+    # without the average the saved weights are the last step's
+    plain = train(_config(tmp_path / "plain", ema=0.0), progress=False)
+    assert "average" not in torch.load(tmp_path / "plain" / "run" / STATE_FILE, weights_only=True)
+    assert_same_weights(ibinn.load(tmp_path / "plain" / "run"), plain.model)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_budget_run_then_resume_continues_its_schedule_and_average(tmp_path):
+    """A budget run killed with SIGKILL resumes to its planned length, and ends with the weights
+    (the average) an unbroken run of that length makes: the measurement, the schedule and the
+    average all continue as if nothing had happened."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ibinn.cli", "train", "--dataset", "demo:fashion-mnist",
+           "--preset", "tiny", "--budget-minutes", "0.4", "--batch-size", "64", "--checkpoint-every",
+           "3", "--val-size", "200", "--device", "cpu", "--quiet", "--out", str(out)]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while not (out / STATE_FILE).exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = torch.load(out / STATE_FILE, weights_only=True)
+    total = killed["total_steps"]
+    assert 0 < killed["step"] < total, "kill came too late to test anything"
+    done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == total and metrics["resumed_from_step"] == killed["step"]
+    assert torch.load(out / STATE_FILE, weights_only=True)["scheduler"]["_last_lr"][0] == 0.0
+    with torch_threads(1):
+        unbroken = train(TrainConfig(dataset="demo:fashion-mnist", preset="tiny", batch_size=64,
+                                     val_size=200, checkpoint_every=3, device="cpu",
+                                     epochs=total / (1350 // 64), out=str(tmp_path / "unbroken")),
+                         progress=False)
+    assert unbroken.metrics["steps"] == total
+    assert_same_weights(ibinn.load(out), unbroken.model)
+    assert not list(out.glob(".*.tmp"))
 
 
 @pytest.mark.slow

@@ -94,6 +94,35 @@ def test_rebuild_runs_in_segments_that_resume(tiny_zoo, tmp_path):
     assert zoo.rebuild(root=root, device="cpu", progress=False, work=work) == ([], True)  # all done
 
 
+def test_rebuild_with_a_budget_retrains_under_the_new_recipe_and_waits_for_the_family(
+        tiny_zoo, tmp_path, monkeypatch):
+    """`zoo rebuild --budget-minutes` keeps each model's data, network and loss, takes this
+    version's recipe at that budget, leaves a model another process trains to it, and changes the
+    zoo only when every model has trained."""
+    import shutil
+
+    from ibinn.checkpoint import run_folder_lock
+    from ibinn.train import _Run
+
+    monkeypatch.setattr(_Run, "measure_step_seconds", lambda self: (0.05, 0.5))  # 1 s: 10 steps
+    root, work = tmp_path / "copy", tmp_path / "work"
+    shutil.copytree(tiny_zoo, root)
+    (before,) = zoo.list_models(root)
+    old = TrainConfig.from_json(before.train_config)
+    with run_folder_lock(work / before.name / "run"):  # as a second `zoo rebuild` holds it
+        assert zoo.rebuild(root=root, device="cpu", progress=False, work=work,
+                           budget_minutes=1 / 60) == ([], False)
+    assert zoo.list_models(root)[0].metrics == before.metrics  # the zoo is untouched so far
+    (card,), done = zoo.rebuild(root=root, device="cpu", progress=False, work=work, budget_minutes=1 / 60)
+    assert done
+    new = TrainConfig.from_json(card.train_config)
+    assert new == old.with_recipe(budget_minutes=1 / 60, device="cpu", out=new.out)
+    assert (new.preset, new.gamma, new.dataset, new.seed) == (old.preset, old.gamma, old.dataset, old.seed)
+    assert card.command.startswith("ibinn train --dataset demo:fashion-mnist --preset tiny")
+    assert "--budget-minutes 0.0166667" in card.command and "--epochs" not in card.command
+    assert "rebuild --budget-minutes" in card.notes
+
+
 def test_zoo_does_not_import_the_cli():
     """`zoo rebuild` trains from the cards' configs: no cli ↔ zoo import cycle."""
     import ast
