@@ -59,7 +59,8 @@ __all__ = [
     "Verdict", "apply_transform", "class_plane", "confusion_matrix", "fit_image", "fit_projection",
     "in_distribution_range", "interpolation", "knn_embedding", "most_confused_triple",
     "nearest_neighbours", "ood_verdict", "plane_titles", "projection_arrays", "recognised_by",
-    "sample_grid", "sample_recognition", "spread_ratio", "class_centroids", "shipped_projection",
+    "sample_grid", "sample_recognition", "spread_ratio", "class_centroids", "centroid_offset",
+    "shipped_projection",
     "shipped_scores", "summarize", "transforms_for",
     "SnapshotFrame", "align_frames", "snapshot_frame",  # training snapshots
 ]
@@ -521,6 +522,17 @@ def class_separation(model: IBINN) -> tuple[float, float]:
     mu = model.mu.detach().double().cpu()
     distances = torch.pdist(mu)
     return float(distances.mean()), math.sqrt(mu.shape[1])
+
+
+def centroid_offset(model: IBINN, centroids: Any) -> float:
+    """Mean distance ``‖c_y − μ_y‖`` between each class's data centroid (:func:`class_centroids`)
+    and its class mean, in latent units: how far the real images sit from where the model's own
+    Gaussian is centred."""
+    mu = model.mu.detach().double().cpu().numpy()
+    centroids = _latents("centroids", centroids, len(mu), mu.shape[1])
+    if len(centroids) != len(mu):
+        raise ValueError(f"centroids must have one row per class ({len(mu)}), got {len(centroids)}")
+    return float(np.linalg.norm(centroids - mu, axis=1).mean())
 
 
 # --------------------------------------------------------------------------- user images

@@ -403,7 +403,7 @@ def test_sampling_page_temperature_and_seed() -> None:
     at.slider(key="sample_n").set_value(3).run()
     assert_clean(at)
     assert image_of(charts(at)[key]).shape[1] < second.shape[1]
-    assert any("Class centres lie" in c.value for c in at.caption)
+    assert any("The centroids of real images lie" in c.value for c in at.caption)
 
 
 def test_sampling_page_one_grid_per_model() -> None:

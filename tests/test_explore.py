@@ -265,6 +265,16 @@ def test_class_centroids_and_spread_ratio():
         explore.class_centroids(z, labels[:3], 2)
 
 
+def test_centroid_offset_is_the_mean_distance_from_the_class_means(tiny_grey):
+    mu = tiny_grey.mu.detach().double().numpy()
+    shifted = mu.copy()
+    shifted[0, 0] += 3.0
+    shifted[1, :2] += 4.0 / math.sqrt(2)  # 4 away
+    assert explore.centroid_offset(tiny_grey, shifted) == pytest.approx(7.0 / len(mu), rel=1e-5)
+    with pytest.raises(ValueError, match="centroids must"):
+        explore.centroid_offset(tiny_grey, mu[:3])
+
+
 def test_recognised_by_compares_each_row_with_its_class(tiny_grey, demo_fm):
     x = demo_fm.images[:200]
     predicted = tiny_grey.predict_proba(x).numpy().argmax(1)

@@ -178,7 +178,7 @@ def neighbours(entry: common.ModelEntry) -> None:
     st.caption(f"Image #{index} ({data.classes[q]}, predicted {data.classes[view.predicted[index]]} "
                f"with {view.confidence[index]:.2f}) and its {k} nearest neighbours in z, nearest "
                f"first: class, top posterior, distance (the class means lie "
-               f"{common.separation(entry.path, entry.mtime)[0]:.1f} apart on average).")
+               f"{common.separation(entry.path, entry.mtime, entry.family)[0]:.1f} apart on average).")
     thumbnails(data, np.concatenate([[index], ids]),
                [f"#{index} (query)"] + [
                    f"{data.classes[view.labels[j]]} · {view.confidence[j]:.2f} · d {d:.1f}"
