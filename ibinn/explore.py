@@ -60,6 +60,7 @@ __all__ = [
     "in_distribution_range", "interpolation", "knn_embedding", "most_confused_triple",
     "nearest_neighbours", "ood_verdict", "plane_titles", "projection_arrays", "recognised_by",
     "sample_grid", "sample_recognition", "spread_ratio", "class_centroids", "centroid_offset",
+    "visible_share",
     "shipped_projection",
     "shipped_scores", "summarize", "transforms_for",
     "SnapshotFrame", "align_frames", "snapshot_frame",  # training snapshots
@@ -522,6 +523,19 @@ def class_separation(model: IBINN) -> tuple[float, float]:
     mu = model.mu.detach().double().cpu()
     distances = torch.pdist(mu)
     return float(distances.mean()), math.sqrt(mu.shape[1])
+
+
+def visible_share(path_xy: Any, path_z: Any) -> float:
+    """How much of a latent path's movement a linear 2D view shows: the distance from its first
+    to its last point in the plane ``path_xy`` ``(S, 2)`` over the same distance in the latent
+    space ``path_z`` ``(S, D)``. For a projection on orthonormal axes (the PCAs) it is at most 1;
+    a small share means the path leaves its class in directions the picture does not show."""
+    xy = np.asarray(path_xy, dtype=np.float64)
+    z = _latents("path_z", path_z, 2)
+    if xy.shape != (len(z), 2):
+        raise ValueError(f"path_xy must be ({len(z)}, 2), one point per latent; got {xy.shape}")
+    moved = float(np.linalg.norm(z[-1].astype(np.float64) - z[0]))
+    return float(np.linalg.norm(xy[-1] - xy[0])) / moved if moved > 0 else 0.0
 
 
 def centroid_offset(model: IBINN, centroids: Any) -> float:

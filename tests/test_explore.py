@@ -275,6 +275,19 @@ def test_centroid_offset_is_the_mean_distance_from_the_class_means(tiny_grey):
         explore.centroid_offset(tiny_grey, mu[:3])
 
 
+def test_visible_share_of_a_path(tiny_grey, demo_fm):
+    z = np.zeros((3, 4))
+    z[1, :2] = 1.0
+    z[2] = [3.0, 0.0, 4.0, 0.0]  # moved 5, of which 3 along the first axis
+    assert explore.visible_share(z[:, :2], z) == pytest.approx(0.6)
+    assert explore.visible_share(np.zeros((3, 2)), np.zeros((3, 4))) == 0.0
+    view = explore.summarize(tiny_grey, demo_fm.images[:30])
+    proj = explore.fit_projection("pca", view.z, view.mu)  # orthonormal axes: at most all of it
+    assert 0 < explore.visible_share(proj.transform(view.z[:2]), view.z[:2]) <= 1 + 1e-6
+    with pytest.raises(ValueError, match="one point per latent"):
+        explore.visible_share(z[:2, :2], z)
+
+
 def test_recognised_by_compares_each_row_with_its_class(tiny_grey, demo_fm):
     x = demo_fm.images[:200]
     predicted = tiny_grey.predict_proba(x).numpy().argmax(1)
