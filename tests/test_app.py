@@ -171,16 +171,20 @@ def test_every_page_renders(name: str) -> None:
 
 # --------------------------------------------------------------------------- Models
 
-def test_models_page_lists_the_zoo_as_cards() -> None:
+def test_models_page_lists_the_zoo_as_one_table() -> None:
     at = open_page("models")
-    body = texts(at)
+    (table,) = at.dataframe
+    rows = table.value
+    assert len(rows) == len(zoo.list_models())  # one compact row per model, not a card each
+    assert rows["test error %"].dtype.kind == "f"  # numbers, so that the columns sort as numbers
     for card in zoo.list_models():
-        assert card.name in body
-    assert "| test error | bits/dim (exact) |" in body
-    for family in {c.family for c in zoo.list_models()}:  # a sweep's shared notes are said once
-        notes = {c.notes for c in zoo.list_models() if c.family == family}
-        if len(notes) == 1 and notes != {""}:
-            assert [x.value for x in at.caption].count(notes.pop()) == 1
+        assert card.label in set(rows["model"])
+    assert "| test error | bits/dim (exact) |" in texts(at)  # the details of one model
+    details = at.selectbox(key="models_details")
+    other = next(k for k in details.options if k != details.value)
+    details.set_value(other).run()
+    assert_clean(at)
+    assert at.selectbox(key="models_details").value == other
     if len(_ibinn_cards()) >= 1:
         # the default selection is the bundled γ = 1 model of the smallest images when there is one
         gamma_1 = [c for c in _ibinn_cards() if c.mode == "ib" and c.gamma == 1]
@@ -192,6 +196,12 @@ def test_models_page_lists_the_zoo_as_cards() -> None:
 
 def test_models_page_select_button_adds_to_the_selection() -> None:
     at = open_page("models")
+    details = at.selectbox(key="models_details")
+    ibinns = {c.name for c in _ibinn_cards()}
+    unselected = [k for k in details.options
+                  if k in ibinns and k not in at.multiselect(key="selected_models").value]
+    if unselected:
+        details.set_value(unselected[0]).run()
     buttons = [b for b in at.button if b.key and b.key.startswith("select-")]
     if not buttons:
         pytest.skip("every model is already selected")
