@@ -514,6 +514,17 @@ def separation(path: str, mtime: float, family: str) -> tuple[float, float, floa
     return (*explore.class_separation(model), explore.centroid_offset(model, centroids(path, mtime, family)))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def spread_in_all_dimensions(path: str, mtime: float, family: str) -> float:
+    """``explore.spread_ratio`` of the demo latents in all their dimensions: shipped with a zoo
+    model, else from the demo-set pass."""
+    shipped = derived_arrays(path, mtime).get("latent/spread_ratio")
+    if shipped is not None:
+        return float(shipped)
+    view = latent_view(path, mtime, family)
+    return explore.spread_ratio(view.z, view.labels, len(view.mu))
+
+
 def sample_caption(entry: ModelEntry, n: int, temperature: float, seed: int, independent: bool,
                    family: str | None) -> str:
     """What the Sampling page says under a grid: the share of its samples the family's ResNet

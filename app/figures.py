@@ -96,6 +96,20 @@ def image_grid(images: np.ndarray, row_labels: Sequence[str] = (), col_labels: S
     return fig
 
 
+def label_positions(xy: np.ndarray) -> list[str]:
+    """A text position per point that faces away from its nearest neighbour, so that the labels
+    of points close together go to opposite sides instead of on top of each other."""
+    xy = np.asarray(xy, dtype=np.float64)
+    if len(xy) < 2:
+        return ["top center"] * len(xy)
+    scale = np.ptp(xy, axis=0) + 1e-12  # compare directions on screen, not in data units
+    d = (xy[:, None] - xy[None]) / scale
+    dist = np.hypot(d[..., 0], d[..., 1]) + np.eye(len(xy)) * 1e9
+    away = d[np.arange(len(xy)), dist.argmin(1)]
+    return [("middle right" if dx > 0 else "middle left") if abs(dx) > abs(dy)
+            else ("top center" if dy > 0 else "bottom center") for dx, dy in away]
+
+
 def latent_scatter(xy: np.ndarray, color_by: np.ndarray, classes: Sequence[str], mu_xy: np.ndarray,
                    confidence: np.ndarray, nll: np.ndarray, bits_per_dim: np.ndarray,
                    labels: np.ndarray, predicted: np.ndarray, axis_titles: tuple[str, str] = ("", ""),
@@ -124,7 +138,7 @@ def latent_scatter(xy: np.ndarray, color_by: np.ndarray, classes: Sequence[str],
                           "<extra></extra>"))
     fig.add_trace(go.Scatter(
         x=mu_xy[:, 0], y=mu_xy[:, 1], mode="markers+text", name="class means μ_y",
-        text=list(classes), textposition="top center", textfont=dict(size=11),
+        text=list(classes), textposition=label_positions(mu_xy), textfont=dict(size=11),
         marker=dict(size=16, symbol="star", color=[class_color(k) for k in range(len(classes))],
                     line=dict(width=1.5, color="black")),
         hovertemplate="μ of %{text}<extra></extra>"))

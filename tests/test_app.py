@@ -738,3 +738,16 @@ def test_dashboard_checks_bundled_models_against_the_manifest(tmp_path, monkeypa
     weights.write_bytes(bytes(data))
     with pytest.raises(ibinn.CheckpointError, match="sha256"):
         common.load_model(str(weights), 2.0)
+
+
+def test_class_mean_labels_face_away_from_their_nearest_neighbour() -> None:
+    import sys
+
+    sys.path.insert(0, str(APP.parent))
+    import figures
+
+    # two stars side by side and one far above: the pair's labels go to opposite sides
+    xy = np.array([[0.0, 0.0], [0.1, 0.0], [0.05, 5.0]])
+    assert figures.label_positions(xy) == ["middle left", "middle right", "top center"]
+    assert figures.label_positions(xy[:1]) == ["top center"]
+    assert figures.value_range(np.array([3.0, np.nan]), np.array([-1.0])) == (-1.0, 3.0)
