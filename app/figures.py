@@ -96,6 +96,20 @@ def image_grid(images: np.ndarray, row_labels: Sequence[str] = (), col_labels: S
     return fig
 
 
+def label_positions(xy: np.ndarray) -> list[str]:
+    """A text position per point that faces away from its nearest neighbour, so that the labels
+    of points close together go to opposite sides instead of on top of each other."""
+    xy = np.asarray(xy, dtype=np.float64)
+    if len(xy) < 2:
+        return ["top center"] * len(xy)
+    scale = np.ptp(xy, axis=0) + 1e-12  # compare directions on screen, not in data units
+    d = (xy[:, None] - xy[None]) / scale
+    dist = np.hypot(d[..., 0], d[..., 1]) + np.eye(len(xy)) * 1e9
+    away = d[np.arange(len(xy)), dist.argmin(1)]
+    return [("middle right" if dx > 0 else "middle left") if abs(dx) > abs(dy)
+            else ("top center" if dy > 0 else "bottom center") for dx, dy in away]
+
+
 def latent_scatter(xy: np.ndarray, color_by: np.ndarray, classes: Sequence[str], mu_xy: np.ndarray,
                    confidence: np.ndarray, nll: np.ndarray, bits_per_dim: np.ndarray,
                    labels: np.ndarray, predicted: np.ndarray, axis_titles: tuple[str, str] = ("", ""),
@@ -124,7 +138,7 @@ def latent_scatter(xy: np.ndarray, color_by: np.ndarray, classes: Sequence[str],
                           "<extra></extra>"))
     fig.add_trace(go.Scatter(
         x=mu_xy[:, 0], y=mu_xy[:, 1], mode="markers+text", name="class means μ_y",
-        text=list(classes), textposition="top center", textfont=dict(size=11),
+        text=list(classes), textposition=label_positions(mu_xy), textfont=dict(size=11),
         marker=dict(size=16, symbol="star", color=[class_color(k) for k in range(len(classes))],
                     line=dict(width=1.5, color="black")),
         hovertemplate="μ of %{text}<extra></extra>"))
@@ -163,27 +177,34 @@ def posterior_bars(proba: np.ndarray, classes: Sequence[str], true_class: int | 
 
 def posterior_path(t: np.ndarray, proba: np.ndarray, classes: Sequence[str], title: str = "",
                    height: int = 260) -> go.Figure:
-    """Posterior of every class along a path (stacked areas sum to 1)."""
+    """Posterior of every class along a path (stacked areas sum to 1). The legend, below the
+    plot where no toolbar covers it, names only the classes that reach 2 % somewhere on the path
+    (the others are too thin to see; the hover lists every class)."""
     fig = go.Figure()
+    proba = np.asarray(proba)
     for k, name in enumerate(classes):
         fig.add_trace(go.Scatter(x=t, y=proba[:, k], name=name, stackgroup="p", mode="lines",
                                  line=dict(width=0.5, color=class_color(k)),
+                                 showlegend=bool(proba[:, k].max() >= 0.02),
                                  hovertemplate=f"{name}: %{{y:.3f}}<extra></extra>"))
-    fig.update_layout(title=title or None, height=height, yaxis_range=[0, 1],
+    fig.update_layout(title=title or None, height=height + 60, yaxis_range=[0, 1],
                       xaxis_title="t (0 = image A, 1 = image B)", yaxis_title="q(y | z)",
-                      margin=dict(l=10, r=10, t=40 if title else 10, b=10), hovermode="x unified")
+                      legend=dict(orientation="h", yanchor="top", y=-0.3, x=0),
+                      margin=dict(l=10, r=10, t=40 if title else 30, b=10), hovermode="x unified")
     return fig
 
 
 def trajectory_animation(xy: np.ndarray, labels: np.ndarray, classes: Sequence[str], mu_xy: np.ndarray,
                          path_xy: np.ndarray, images: np.ndarray, strengths: np.ndarray,
                          strength_label: str, axis_titles: tuple[str, str] = ("", ""),
-                         height: int = 520) -> go.Figure:
+                         height: int = 520, active: int = -1) -> go.Figure:
     """Fig. 12 as an animation: the distorted image (left) and its latent point travelling
-    through the projected demo set (right), with play/pause buttons and a slider."""
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], horizontal_spacing=0.06,
+    through the projected demo set (right), with play/pause buttons and a slider that opens on
+    step ``active`` (by default the last, the strongest distortion); Play starts from the first."""
+    active = range(len(strengths))[active]
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], horizontal_spacing=0.12,
                         subplot_titles=("distorted image", "its latent, projected"))
-    fig.add_trace(go.Image(z=to_rgb(images[0]), hoverinfo="skip"), row=1, col=1)
+    fig.add_trace(go.Image(z=to_rgb(images[active]), hoverinfo="skip"), row=1, col=1)
     for k, name in enumerate(classes):
         m = labels == k
         fig.add_trace(go.Scatter(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name,
@@ -199,7 +220,8 @@ def trajectory_animation(xy: np.ndarray, labels: np.ndarray, classes: Sequence[s
                              customdata=strengths, hovertemplate=f"{strength_label} "
                              "%{customdata:.3g}<extra></extra>"), row=1, col=2)
     current = len(fig.data)
-    fig.add_trace(go.Scatter(x=path_xy[:1, 0], y=path_xy[:1, 1], mode="markers", name="current",
+    fig.add_trace(go.Scatter(x=path_xy[active:active + 1, 0], y=path_xy[active:active + 1, 1],
+                             mode="markers", name="current",
                              marker=dict(size=16, color="black", symbol="x")), row=1, col=2)
     frames, steps = [], []
     for i, s in enumerate(strengths):
@@ -218,7 +240,7 @@ def trajectory_animation(xy: np.ndarray, labels: np.ndarray, classes: Sequence[s
     fig.update_xaxes(showticklabels=False, row=1, col=1)
     fig.update_yaxes(showticklabels=False, row=1, col=1)
     fig.update_layout(height=height + 70, margin=dict(l=10, r=10, t=40, b=110),
-                      **_player(steps, f"{strength_label}: "))
+                      **_player(steps, f"{strength_label}: ", active=active, from_start=True))
     return fig
 
 
@@ -267,9 +289,11 @@ def trajectory_curves(strengths: np.ndarray, series: dict[str, np.ndarray],
     return fig
 
 
-def reliability_diagrams(diagrams: dict[str, dict], dashed: set[str] = frozenset()) -> go.Figure:
+def reliability_diagrams(diagrams: dict[str, dict], dashed: set[str] = frozenset(),
+                         height: int = 380) -> go.Figure:
     """Calibration curves (accuracy vs confidence per bin), one trace per model, diagonal = perfect;
-    the models named in ``dashed`` (discriminative baselines) are drawn dashed."""
+    the models named in ``dashed`` (discriminative baselines) are drawn dashed. The legend sits
+    below the plot, clear of the curves (which fill the upper left and lower right)."""
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
                                line=dict(dash="dash", color="grey")))
     for j, (name, d) in enumerate(diagrams.items()):
@@ -282,19 +306,35 @@ def reliability_diagrams(diagrams: dict[str, dict], dashed: set[str] = frozenset
             customdata=counts[used],
             hovertemplate="confidence %{x:.3f}<br>accuracy %{y:.3f}<br>%{customdata} predictions"
                           "<extra></extra>"))
-    fig.update_layout(height=380, xaxis_title="predicted probability (bin)",
+    rows = math.ceil((len(diagrams) + 1) / 2)  # two legend entries a row
+    fig.update_layout(height=height + 22 * rows, xaxis_title="predicted probability (bin)",
                       yaxis_title="fraction correct", xaxis_range=[0, 1], yaxis_range=[0, 1],
-                      margin=dict(l=10, r=10, t=30, b=10), title="Reliability diagram")
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
+                      margin=dict(l=10, r=10, t=40, b=10), title="Reliability diagram")
     return fig
 
 
+def value_range(*arrays: np.ndarray) -> tuple[float, float]:
+    """The finite range of all ``arrays`` together, for panels that must share an axis."""
+    values = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+    values = values[np.isfinite(values)]
+    return (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+
+
 def histograms(values: dict[str, np.ndarray], x_title: str, title: str = "",
-               vlines: dict[str, float] | None = None, height: int = 300) -> go.Figure:
-    """Overlaid normalised histograms, e.g. bits/dim in vs out of distribution."""
+               vlines: dict[str, float] | None = None, height: int = 300,
+               x_range: tuple[float, float] | None = None) -> go.Figure:
+    """Overlaid normalised histograms, e.g. bits/dim in vs out of distribution; ``x_range``: a
+    fixed x range (and 50 bins across it), so that several histograms share one scale."""
     fig = go.Figure()
+    bins = None if x_range is None else dict(start=x_range[0], end=x_range[1],
+                                             size=(x_range[1] - x_range[0]) / 50 or 1)
     for j, (name, v) in enumerate(values.items()):
         fig.add_trace(go.Histogram(x=np.asarray(v), name=name, opacity=0.55, histnorm="probability",
-                                   marker_color=class_color(j), nbinsx=50))
+                                   marker_color=class_color(j), nbinsx=50, xbins=bins))
+    if x_range is not None:
+        pad = 0.02 * (x_range[1] - x_range[0])
+        fig.update_xaxes(range=[x_range[0] - pad, x_range[1] + pad])
     vlines = vlines or {}
     fig.update_layout(
         shapes=[vline(x, dash="dash", color="black") for x in vlines.values()],
@@ -401,16 +441,23 @@ def versus_curves(strengths: np.ndarray, series: dict[str, dict[str, np.ndarray]
     in-distribution range.
     """
     panels = list(dict.fromkeys(name for scores in series.values() for name in scores))
-    fig = make_subplots(rows=2, cols=2, subplot_titles=panels, horizontal_spacing=0.1,
-                        vertical_spacing=0.2)
-    shapes, notes = [], []
+
+    def values_of(scores: dict, panel: str) -> np.ndarray:
+        return np.asarray(scores.get(panel, np.full(len(strengths), np.nan)), dtype=np.float64)
+
+    # a model's missing panel is said under the panel's title, where no curve can cross it
+    titles = [panel + "".join(f"<br><span style='font-size:11px;color:grey'>{model}: "
+                              f"{missing.get(panel, 'not available')}</span>"
+                              for model, scores in series.items() if np.isnan(values_of(scores, panel)).all())
+              for panel in panels]
+    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.1,
+                        vertical_spacing=0.24)
+    shapes = []
     for i, panel in enumerate(panels, start=1):
         row, col = (i - 1) // 2 + 1, (i - 1) % 2 + 1
-        absent = []
         for j, (model, scores) in enumerate(series.items()):
-            values = np.asarray(scores.get(panel, np.full(len(strengths), np.nan)), dtype=np.float64)
+            values = values_of(scores, panel)
             if np.isnan(values).all():
-                absent.append(model)
                 continue
             fig.add_trace(go.Scatter(
                 x=strengths, y=values, mode="lines+markers", name=model, legendgroup=model,
@@ -419,13 +466,7 @@ def versus_curves(strengths: np.ndarray, series: dict[str, dict[str, np.ndarray]
                               "<extra></extra>"), row=row, col=col)
         if panel in bands:
             shapes.append(hband(*bands[panel], i, fillcolor="green", opacity=0.15))
-        if absent:
-            notes.append(dict(text="<br>".join(f"{m}: {missing.get(panel, 'not available')}"
-                                               for m in absent),
-                              xref=f"{_axis('x', i)} domain", yref=f"{_axis('y', i)} domain",
-                              x=0.5, y=0.95, showarrow=False, font=dict(size=11, color="grey")))
         fig.update_xaxes(title_text=strength_label, row=row, col=col)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), shapes=shapes,
-                      annotations=[*fig.layout.annotations, *notes],
-                      legend=dict(orientation="h", y=1.12))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=80, b=10), shapes=shapes,
+                      legend=dict(orientation="h", y=1.16))
     return fig

@@ -35,6 +35,10 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+# the sidebar's model chips show their whole name (Streamlit cuts a chip's text at a fixed width)
+st.html("<style>[data-testid='stSidebar'] [data-baseweb='tag'] {max-width: none; height: auto;}"
+        "[data-testid='stSidebar'] [data-baseweb='tag'] span {max-width: none; overflow: visible;"
+        " white-space: normal; text-overflow: clip;}</style>")
 st.sidebar.title("IB-INN Explorer")
 common.model_selector()
 st.sidebar.caption("Generative classifiers trained with the Information Bottleneck "

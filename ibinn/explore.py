@@ -58,8 +58,11 @@ __all__ = [
     "PROJECTIONS", "TRANSFORMS", "LatentView", "PointScores", "Projection", "Trajectory", "Transform",
     "Verdict", "apply_transform", "class_plane", "confusion_matrix", "fit_image", "fit_projection",
     "in_distribution_range", "interpolation", "knn_embedding", "most_confused_triple",
-    "nearest_neighbours", "ood_verdict", "plane_titles", "projection_arrays", "recognised_samples",
-    "sample_grid", "shipped_projection", "shipped_scores", "summarize", "transforms_for",
+    "nearest_neighbours", "ood_verdict", "plane_titles", "projection_arrays", "recognised_by",
+    "sample_grid", "sample_recognition", "spread_ratio", "class_centroids", "centroid_offset",
+    "visible_share",
+    "shipped_projection",
+    "shipped_scores", "summarize", "transforms_for",
     "SnapshotFrame", "align_frames", "snapshot_frame",  # training snapshots
 ]
 
@@ -425,46 +428,92 @@ def interpolation(model: IBINN, x_a: Any, x_b: Any, steps: int = 9) -> Interpola
 
 
 def sample_grid(model: IBINN, n_per_class: int, temperature: float = 1.0, seed: int = 0,
-                classes: Sequence[int] | None = None, independent: bool = False) -> np.ndarray:
+                classes: Sequence[int] | None = None, independent: bool = False,
+                centres: Any = None) -> np.ndarray:
     """Samples ``(K, n_per_class, C, H, W)`` in [0, 1], one row per class, from ``μ_y + T·ε``.
 
     By default every class uses the same seed, so the rows share their noise ``ε`` and differ only
     by ``μ_y``; ``independent=True`` draws each class's noise from its own seed (derived from
-    ``seed`` and the class). ``temperature=0`` decodes the class means themselves.
+    ``seed`` and the class). ``temperature=0`` decodes the class means themselves. ``centres``:
+    ``(K, D)`` latents to sample around instead of the ``μ_y``, one per class of the model (e.g.
+    :func:`class_centroids` of real images).
     """
     if classes is not None and (isinstance(classes, str | bytes) or not hasattr(classes, "__iter__")):
         raise ValueError(f"classes must be a list of class indices, got {type(classes).__name__}")
     classes = range(model.config.n_classes) if classes is None else list(classes)
     limits.integer("n_per_class × classes", len(classes) * limits.integer("n_per_class", n_per_class, 1),
                    1, limits.current().max_samples)
+    if centres is not None:
+        centres = np.asarray(centres, dtype=np.float32)
+        if centres.shape != (model.config.n_classes, model.config.dim):
+            raise ValueError(f"centres must be ({model.config.n_classes}, {model.config.dim}), one "
+                             f"latent per class; got {centres.shape}")
+
     def seed_of(k: int) -> int:
         return int(np.random.SeedSequence([seed, k]).generate_state(1)[0]) if independent else seed
 
-    rows = [model.sample(k, n_per_class, temperature=temperature, seed=seed_of(k)).numpy()
+    rows = [model.sample(k, n_per_class, temperature=temperature, seed=seed_of(k),
+                         centre=None if centres is None else centres[k]).numpy()
             for k in classes]
     return np.stack(rows)
 
 
-def recognised_samples(model: IBINN, temperatures: Sequence[float], reference_bits: Any,
-                       n_per_class: int = 20, seed: int = 1) -> np.ndarray:
-    """For each temperature, the share of samples (``n_per_class`` per class, independent noise)
-    that the model classifies as the class they were drawn from *and* whose bits/dim lie in the
-    5–95 % range of ``reference_bits`` (e.g. the demo set's): samples that are both recognisable
-    and as likely as real images. It falls as the temperature grows; the Sampling page's default
-    is the largest temperature that keeps it high.
-    """
-    lo, hi = in_distribution_range(reference_bits)
-    n_classes = model.config.n_classes
-    truth = np.repeat(np.arange(n_classes), n_per_class)
-    shares = []
-    for temperature in temperatures:
-        grid = sample_grid(model, n_per_class, temperature, seed, independent=True)
-        as_8bit = np.round(grid.reshape(-1, *grid.shape[2:]) * 255).astype(np.uint8)
-        out = model.infer(as_8bit)
-        bits = out.bits_per_dim.double().numpy()
-        good = (out.proba.numpy().argmax(1) == truth) & (bits >= lo) & (bits <= hi)
-        shares.append(good.mean())
-    return np.asarray(shares)
+def class_centroids(z: Any, labels: Any, n_classes: int) -> np.ndarray:
+    """The mean latent ``(K, D)`` of each class's images: where the class's real data lies, which
+    need not be its ``μ_y`` (the paper, appendix D.3: "the mass of points in latent space is
+    offset from the learned μ_y"). Every class needs at least one image."""
+    z = _latents("z", z, 1)
+    labels = _class_indices("labels", labels, n_classes)
+    if len(labels) != len(z):
+        raise ValueError(f"labels ({len(labels)}) and z ({len(z)}) must have one entry per image")
+    counts = np.bincount(labels, minlength=n_classes)
+    if (counts == 0).any():
+        raise ValueError(f"classes {np.flatnonzero(counts == 0).tolist()} have no images")
+    sums = np.zeros((n_classes, z.shape[1]))
+    np.add.at(sums, labels, z)
+    return sums / counts[:, None]
+
+
+def recognised_by(classifier: ImageClassifier, grid: Any, classes: Sequence[int] | None = None
+                  ) -> np.ndarray:
+    """The share of each row of ``grid`` (:func:`sample_grid`'s ``(K, S, C, H, W)`` in [0, 1])
+    that ``classifier`` (e.g. the family's ResNet) assigns to the row's class, ``(K,)``. The
+    samples are rounded to 8 bits first, as a saved image would be. ``classes``: the class of
+    each row (by default row ``k`` is class ``k``)."""
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 5:
+        raise ValueError(f"grid must be (classes, samples, C, H, W), got shape {grid.shape}")
+    k, s = grid.shape[:2]
+    classes = np.arange(k) if classes is None else np.asarray(classes)
+    if classes.shape != (k,):
+        raise ValueError(f"classes must name the class of each of the {k} rows")
+    as_8bit = np.round(np.clip(grid.reshape(k * s, *grid.shape[2:]), 0, 1) * 255).astype(np.uint8)
+    predicted = classifier.infer(as_8bit).proba.numpy().argmax(1).reshape(k, s)
+    return (predicted == classes[:, None]).mean(1)
+
+
+def sample_recognition(model: IBINN, classifier: ImageClassifier, temperatures: Sequence[float],
+                       centres: Any = None, n_per_class: int = 20, seed: int = 1) -> np.ndarray:
+    """For each temperature, the share of samples (``n_per_class`` per class, independent noise,
+    around ``centres`` or the ``μ_y``) that ``classifier`` recognises as the class they were
+    drawn from (:func:`recognised_by`). An independent classifier (the ResNet baseline), not the
+    model itself, says whether a sample looks like its class to anyone but its maker."""
+    return np.asarray([recognised_by(classifier, sample_grid(model, n_per_class, t, seed,
+                                                             independent=True, centres=centres)).mean()
+                       for t in temperatures])
+
+
+def spread_ratio(points: Any, labels: Any, n_classes: int) -> float:
+    """Between-class over within-class spread of ``points`` ``(N, D)`` (latents, or their 2D
+    projection): the RMS distance of the class centroids from their mean, over the RMS distance
+    of the points from their own class's centroid. Above 1 the classes stand apart; below 1
+    they overlap."""
+    points = _latents("points", points, 2)
+    labels = _class_indices("labels", labels, n_classes)
+    centroids = class_centroids(points, labels, n_classes)
+    between = np.sqrt(np.mean(np.sum((centroids - centroids.mean(0)) ** 2, 1)))
+    within = np.sqrt(np.mean(np.sum((points - centroids[labels]) ** 2, 1)))
+    return float(between / within)
 
 
 def class_separation(model: IBINN) -> tuple[float, float]:
@@ -474,6 +523,30 @@ def class_separation(model: IBINN) -> tuple[float, float]:
     mu = model.mu.detach().double().cpu()
     distances = torch.pdist(mu)
     return float(distances.mean()), math.sqrt(mu.shape[1])
+
+
+def visible_share(path_xy: Any, path_z: Any) -> float:
+    """How much of a latent path's movement a linear 2D view shows: the distance from its first
+    to its last point in the plane ``path_xy`` ``(S, 2)`` over the same distance in the latent
+    space ``path_z`` ``(S, D)``. For a projection on orthonormal axes (the PCAs) it is at most 1;
+    a small share means the path leaves its class in directions the picture does not show."""
+    xy = np.asarray(path_xy, dtype=np.float64)
+    z = _latents("path_z", path_z, 2)
+    if xy.shape != (len(z), 2):
+        raise ValueError(f"path_xy must be ({len(z)}, 2), one point per latent; got {xy.shape}")
+    moved = float(np.linalg.norm(z[-1].astype(np.float64) - z[0]))
+    return float(np.linalg.norm(xy[-1] - xy[0])) / moved if moved > 0 else 0.0
+
+
+def centroid_offset(model: IBINN, centroids: Any) -> float:
+    """Mean distance ``‖c_y − μ_y‖`` between each class's data centroid (:func:`class_centroids`)
+    and its class mean, in latent units: how far the real images sit from where the model's own
+    Gaussian is centred."""
+    mu = model.mu.detach().double().cpu().numpy()
+    centroids = _latents("centroids", centroids, len(mu), mu.shape[1])
+    if len(centroids) != len(mu):
+        raise ValueError(f"centroids must have one row per class ({len(mu)}), got {len(centroids)}")
+    return float(np.linalg.norm(centroids - mu, axis=1).mean())
 
 
 # --------------------------------------------------------------------------- user images
@@ -694,12 +767,17 @@ def projection_arrays(model: IBINN, demo: ImageData,
     (:func:`most_confused_triple`, ``projection/class-plane/classes``); and the scatter's
     per-image scores (``projection/scores/...``, see :class:`PointScores`; bits/dim follow from
     the log-likelihood). About 45 KB compressed for 2,000 demo images: no (2, D) components are
-    shipped, since placing new latents needs the model or the demo latents anyway. ``view``:
-    :func:`summarize` of ``model`` on ``demo``, when already at hand.
+    shipped, since placing new latents needs the model or the demo latents anyway. Besides,
+    ``latent/centroids``, the mean latent of each class's demo images (:func:`class_centroids`,
+    what the Sampling page samples around), and ``latent/spread_ratio``, the latents'
+    :func:`spread_ratio` in all ``D`` dimensions. ``view``: :func:`summarize` of ``model`` on
+    ``demo``, when already at hand.
     """
     view = summarize(model, demo.images, demo.labels) if view is None else view
     triple = most_confused_triple(confusion_matrix(view.labels, view.predicted, len(view.mu)))
     arrays: dict[str, np.ndarray] = {
+        "latent/centroids": class_centroids(view.z, view.labels, len(view.mu)).astype(np.float32),
+        "latent/spread_ratio": np.asarray(spread_ratio(view.z, view.labels, len(view.mu))),
         "projection/class-plane/classes": np.asarray(triple, dtype=np.int16),
         "projection/scores/predicted": view.predicted.astype(np.uint8 if len(view.mu) <= 256
                                                               else np.int32),

@@ -38,7 +38,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -829,12 +829,14 @@ class IBINN(ImageClassifier):
         return x
 
     def sample(self, class_index: int, n: int, temperature: float = 1.0,
-               seed: int | None = None) -> torch.Tensor:
+               seed: int | None = None, centre: Any = None) -> torch.Tensor:
         """``n`` images of class ``class_index`` from ``z = μ_y + T·ε``, clipped to [0, 1].
 
         ``n`` ≤ ``max_samples`` (:mod:`ibinn.limits`); ``0 ≤ temperature ≤ 100``, where 0 decodes
         the class mean itself; ``seed`` makes
-        the noise reproducible (a local generator: the global RNG is not used).
+        the noise reproducible (a local generator: the global RNG is not used). ``centre``: a
+        latent ``(D,)`` to sample around instead of ``μ_y`` (e.g. the mean latent of the class's
+        real images, :func:`ibinn.explore.class_centroids`).
         """
         class_index = limits.integer("class_index", class_index, 0, self.config.n_classes - 1)
         n = limits.integer("n", n, 1, limits.current().max_samples)
@@ -842,8 +844,13 @@ class IBINN(ImageClassifier):
         seed = limits.integer("seed", seed, 0, 2**63 - 1) if seed is not None else None
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         eps = torch.randn(n, self.config.dim, generator=gen)
-        z = self.mu.detach().cpu()[class_index] + temperature * eps
-        return self.decode(z).clamp(0, 1)
+        if centre is None:
+            centre = self.mu.detach().cpu()[class_index]
+        else:
+            centre = torch.as_tensor(np.asarray(centre, dtype=np.float32))
+            if centre.shape != (self.config.dim,):
+                raise ValueError(f"centre must be one latent ({self.config.dim},), got {tuple(centre.shape)}")
+        return self.decode(centre + temperature * eps).clamp(0, 1)
 
     def interpolate(self, x_a, x_b, steps: int = 8) -> torch.Tensor:
         """Decoded linear interpolation in latent space from image ``x_a`` to ``x_b``.

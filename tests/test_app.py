@@ -171,16 +171,20 @@ def test_every_page_renders(name: str) -> None:
 
 # --------------------------------------------------------------------------- Models
 
-def test_models_page_lists_the_zoo_as_cards() -> None:
+def test_models_page_lists_the_zoo_as_one_table() -> None:
     at = open_page("models")
-    body = texts(at)
+    (table,) = at.dataframe
+    rows = table.value
+    assert len(rows) == len(zoo.list_models())  # one compact row per model, not a card each
+    assert rows["test error %"].dtype.kind == "f"  # numbers, so that the columns sort as numbers
     for card in zoo.list_models():
-        assert card.name in body
-    assert "| test error | bits/dim (exact) |" in body
-    for family in {c.family for c in zoo.list_models()}:  # a sweep's shared notes are said once
-        notes = {c.notes for c in zoo.list_models() if c.family == family}
-        if len(notes) == 1 and notes != {""}:
-            assert [x.value for x in at.caption].count(notes.pop()) == 1
+        assert any(card.name in shown for shown in rows["model"])
+    assert "| test error | bits/dim (exact) |" in texts(at)  # the details of one model
+    details = at.selectbox(key="models_details")
+    other = 1 if details.index == 0 else 0
+    details.select_index(other).run()
+    assert_clean(at)
+    assert at.selectbox(key="models_details").index == other
     if len(_ibinn_cards()) >= 1:
         # the default selection is the bundled γ = 1 model of the smallest images when there is one
         gamma_1 = [c for c in _ibinn_cards() if c.mode == "ib" and c.gamma == 1]
@@ -192,6 +196,13 @@ def test_models_page_lists_the_zoo_as_cards() -> None:
 
 def test_models_page_select_button_adds_to_the_selection() -> None:
     at = open_page("models")
+    details = at.selectbox(key="models_details")
+    ibinns = {c.name for c in _ibinn_cards()}
+    names = [option.split(" · ")[-1] for option in details.options]  # "data set · zoo name"
+    unselected = [i for i, k in enumerate(names)
+                  if k in ibinns and k not in at.multiselect(key="selected_models").value]
+    if unselected:
+        details.select_index(unselected[0]).run()
     buttons = [b for b in at.button if b.key and b.key.startswith("select-")]
     if not buttons:
         pytest.skip("every model is already selected")
@@ -403,7 +414,7 @@ def test_sampling_page_temperature_and_seed() -> None:
     at.slider(key="sample_n").set_value(3).run()
     assert_clean(at)
     assert image_of(charts(at)[key]).shape[1] < second.shape[1]
-    assert any("Class centres lie" in c.value for c in at.caption)
+    assert any("The centroids of real images lie" in c.value for c in at.caption)
 
 
 def test_sampling_page_one_grid_per_model() -> None:
@@ -559,12 +570,13 @@ def test_gamma_page_shows_the_claims_checked_on_the_familys_cards() -> None:
 
 
 def test_models_page_gives_bits_per_dim_both_ways() -> None:
-    body = texts(open_page("models"))
-    for card in zoo.list_models():
-        table1 = card.metrics.get("test", {}).get("bits_per_dim_table1")
-        if table1 is not None:
-            assert f"Bits/dim as Table 1 computes it (official code: no normalisation Jacobian, " \
-                   f"no Gaussian constant): {table1:.3f}" in body
+    at = open_page("models")
+    shown = at.selectbox(key="models_details").value  # a zoo key: the selected model's details
+    card = next(c for c in zoo.list_models() if c.name == shown)
+    table1 = card.metrics.get("test", {}).get("bits_per_dim_table1")
+    if table1 is not None:
+        assert f"Bits/dim as Table 1 computes it (official code: no normalisation Jacobian, " \
+               f"no Gaussian constant): {table1:.3f}" in texts(at)
 
 
 # --------------------------------------------------------------------------- Train
@@ -728,3 +740,16 @@ def test_dashboard_checks_bundled_models_against_the_manifest(tmp_path, monkeypa
     weights.write_bytes(bytes(data))
     with pytest.raises(ibinn.CheckpointError, match="sha256"):
         common.load_model(str(weights), 2.0)
+
+
+def test_class_mean_labels_face_away_from_their_nearest_neighbour() -> None:
+    import sys
+
+    sys.path.insert(0, str(APP.parent))
+    import figures
+
+    # two stars side by side and one far above: the pair's labels go to opposite sides
+    xy = np.array([[0.0, 0.0], [0.1, 0.0], [0.05, 5.0]])
+    assert figures.label_positions(xy) == ["middle left", "middle right", "top center"]
+    assert figures.label_positions(xy[:1]) == ["top center"]
+    assert figures.value_range(np.array([3.0, np.nan]), np.array([-1.0])) == (-1.0, 3.0)

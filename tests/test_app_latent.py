@@ -147,12 +147,23 @@ def test_shipped_arrays_spare_the_first_view_any_inference(monkeypatch, demo, vi
     assert len(calls) == 1
 
 
-def test_sampling_shows_the_class_means_and_independent_noise() -> None:
+def test_sampling_shows_the_class_means_and_independent_noise(view) -> None:
     at = open_page("sampling", [MODEL])
     assert at.slider(key="sample_temperature").value == pytest.approx(0.6)
     (fig,) = charts(at).values()
-    assert fig["layout"]["xaxis"]["ticktext"][0] == "μ_y (T = 0)"
-    shared = image_of(fig)
+    assert fig["layout"]["xaxis"]["ticktext"][0] == "centroid (T = 0)"  # the real images' centroid
+    model, resnet = zoo.load(MODEL, device="cpu"), zoo.load("fashion-mnist/resnet", device="cpu")
+    centroids = explore.class_centroids(view.z, view.labels, 10)  # computed: nothing shipped here
+    expected = [explore.recognised_by(resnet, explore.sample_grid(model, 8, 0.6, 0, centres=c)).mean()
+                for c in (centroids, None)]
+    assert (f"The ResNet recognises **{expected[0]:.0%}** of these samples as their row's class "
+            f"({expected[1]:.0%} around μ_y") in at.caption[0].value
+    at.radio(key="sample_around").set_value("mu").run()
+    assert_clean(at)
+    around_mu = charts(at)[f"samples_{MODEL}"]
+    assert around_mu["layout"]["xaxis"]["ticktext"][0] == "μ_y (T = 0)"
+    assert not np.array_equal(image_of(around_mu), image_of(fig))
+    shared = image_of(around_mu)
     at.toggle(key="sample_independent").set_value(True).run()
     assert_clean(at)
     independent = image_of(charts(at)[f"samples_{MODEL}"])

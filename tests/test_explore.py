@@ -238,18 +238,79 @@ def test_independent_noise_changes_rows_but_keeps_the_means(tiny_grey):
                        atol=1e-6)
 
 
-def test_recognised_samples_fall_with_temperature(tiny_grey, demo_fm):
-    reference = tiny_grey.bits_per_dim(demo_fm.images[:100]).numpy()
-    shares = explore.recognised_samples(tiny_grey, [0.0, 50.0], reference, n_per_class=3)
-    assert shares.shape == (2,) and np.all((shares >= 0) & (shares <= 1))
-    assert shares[1] < 0.5  # pure noise is neither recognised nor of typical likelihood
+def test_samples_around_given_centres(tiny_grey):
+    mu = tiny_grey.mu.detach().numpy()
+    around_mu = explore.sample_grid(tiny_grey, 2, 0.7, seed=5, centres=mu)
+    assert np.allclose(around_mu, explore.sample_grid(tiny_grey, 2, 0.7, seed=5), atol=1e-6)
+    shifted = mu + 3.0
+    at_centres = explore.sample_grid(tiny_grey, 1, 0.0, centres=shifted)[:, 0]
+    assert np.allclose(at_centres, tiny_grey.decode(torch.from_numpy(shifted)).clamp(0, 1).numpy(),
+                       atol=1e-6)
+    assert not np.allclose(at_centres, explore.sample_grid(tiny_grey, 1, 0.0)[:, 0])
+    with pytest.raises(ValueError, match="centres must be"):
+        explore.sample_grid(tiny_grey, 1, centres=mu[:3])
+    with pytest.raises(ValueError, match="centre must be one latent"):
+        tiny_grey.sample(0, 1, centre=mu[:2])
+
+
+def test_class_centroids_and_spread_ratio():
+    z = np.array([[0, 0], [2, 0], [10, 0], [10, 2]], dtype=float)
+    labels = np.array([0, 0, 1, 1])
+    assert np.allclose(explore.class_centroids(z, labels, 2), [[1, 0], [10, 1]])
+    # centroids (1, 0), (10, 1): each √(81 + 1)/2 from their mean; every point 1 from its centroid
+    assert explore.spread_ratio(z, labels, 2) == pytest.approx(math.sqrt(82) / 2)
+    with pytest.raises(ValueError, match=r"classes \[2\] have no images"):
+        explore.class_centroids(z, labels, 3)
+    with pytest.raises(ValueError, match="one entry per image"):
+        explore.class_centroids(z, labels[:3], 2)
+
+
+def test_centroid_offset_is_the_mean_distance_from_the_class_means(tiny_grey):
+    mu = tiny_grey.mu.detach().double().numpy()
+    shifted = mu.copy()
+    shifted[0, 0] += 3.0
+    shifted[1, :2] += 4.0 / math.sqrt(2)  # 4 away
+    assert explore.centroid_offset(tiny_grey, shifted) == pytest.approx(7.0 / len(mu), rel=1e-5)
+    with pytest.raises(ValueError, match="centroids must"):
+        explore.centroid_offset(tiny_grey, mu[:3])
+
+
+def test_visible_share_of_a_path(tiny_grey, demo_fm):
+    z = np.zeros((3, 4))
+    z[1, :2] = 1.0
+    z[2] = [3.0, 0.0, 4.0, 0.0]  # moved 5, of which 3 along the first axis
+    assert explore.visible_share(z[:, :2], z) == pytest.approx(0.6)
+    assert explore.visible_share(np.zeros((3, 2)), np.zeros((3, 4))) == 0.0
+    view = explore.summarize(tiny_grey, demo_fm.images[:30])
+    proj = explore.fit_projection("pca", view.z, view.mu)  # orthonormal axes: at most all of it
+    assert 0 < explore.visible_share(proj.transform(view.z[:2]), view.z[:2]) <= 1 + 1e-6
+    with pytest.raises(ValueError, match="one point per latent"):
+        explore.visible_share(z[:2, :2], z)
+
+
+def test_recognised_by_compares_each_row_with_its_class(tiny_grey, demo_fm):
+    x = demo_fm.images[:200]
+    predicted = tiny_grey.predict_proba(x).numpy().argmax(1)
+    k = int(np.bincount(predicted).argmax())  # a class the classifier predicts twice at least
+    rows = x[predicted == k][:2].numpy()[None] / 255.0  # (1, 2, C, H, W)
+    assert explore.recognised_by(tiny_grey, rows, classes=[k]).tolist() == [1.0]
+    assert explore.recognised_by(tiny_grey, rows, classes=[(k + 1) % 10]).tolist() == [0.0]
+    with pytest.raises(ValueError, match="classes must name"):
+        explore.recognised_by(tiny_grey, rows, classes=[0, 1])
+
+
+def test_sample_recognition_is_the_share_recognised_on_the_grid(tiny_grey):
+    shares = explore.sample_recognition(tiny_grey, tiny_grey, [0.0, 1.0], n_per_class=2, seed=4)
+    grid = explore.sample_grid(tiny_grey, 2, 1.0, seed=4, independent=True)
+    assert shares.shape == (2,)
+    assert shares[1] == pytest.approx(explore.recognised_by(tiny_grey, grid).mean())
 
 
 def test_projection_arrays_round_trip(tiny_grey, demo_fm):
     demo = demo_fm.subset(np.arange(120))
     linear = ("pca-means", "class-plane", "pca")  # UMAP's fit would take a minute here
     arrays = explore.projection_arrays(tiny_grey, demo, linear)
-    assert all(k.startswith("projection/") for k in arrays)
+    assert all(k.startswith(("projection/", "latent/")) for k in arrays)
     assert {f"projection/{m}/xy" for m in linear} <= set(arrays)
     view = explore.summarize(tiny_grey, demo.images, demo.labels)
     scores = explore.shipped_scores(arrays, demo.labels.numpy(), demo.image_shape)
@@ -258,6 +319,10 @@ def test_projection_arrays_round_trip(tiny_grey, demo_fm):
     assert np.allclose(scores.typicality, view.typicality, atol=1e-2)
     assert np.allclose(scores.entropy, view.entropy, atol=2e-3)
     assert scores.reference_nll_mean == pytest.approx(view.reference_nll_mean, rel=1e-6)
+    centroids = explore.class_centroids(view.z, view.labels, 10)
+    assert np.allclose(arrays["latent/centroids"], centroids, atol=1e-5)
+    assert float(arrays["latent/spread_ratio"]) == pytest.approx(
+        explore.spread_ratio(view.z, view.labels, 10), rel=1e-6)
     assert scores.accuracy == pytest.approx(view.accuracy)
     triple = tuple(arrays["projection/class-plane/classes"].tolist())
     assert triple == explore.most_confused_triple(

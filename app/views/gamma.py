@@ -61,7 +61,10 @@ for e in ibinns:
 lines = {e.label: e.metrics for e in baselines}
 st.plotly_chart(common.figure(figures.gamma_curves, rows, lines), key="gamma_curves")
 st.caption(f"{len(rows)} IB-INN models of {family}; metrics from "
-           + ", ".join(f"{k}: {v}" for k, v in sources.items()))
+           + ", ".join(f"{k}: {v}" for k, v in sources.items())
+           + ". “Calibration geo. mean” is the geometric mean of three calibration errors (ECE, MCE "
+             "and ICE, the paper's appendix C), not the ECE alone that the Generative vs "
+             "discriminative page shows: the two numbers differ for the same model.")
 if len(rows) < 2:
     st.info("Only one model of this data set so far: train more γ values on the **Train** page "
             "(or wait for the pretrained sweep) to see a curve.")
@@ -75,28 +78,29 @@ for e in [*selected, *baselines]:
         diagrams[e.label] = m["reliability"]
         if e.kind != "ibinn":
             dashed.add(e.label)
-left, right = st.columns(2)
-with left:
-    if diagrams:
-        st.plotly_chart(common.figure(figures.reliability_diagrams, diagrams, dashed),
-                        key="gamma_reliability")
-    else:
-        st.info("No reliability diagram: the selected models' cards hold none. Switch on the "
-                "evaluation above to compute them on the demo set.")
-with right:
-    detectors = {e.key: common.detectors_of(e) for e in selected}  # shipped with zoo models
-    sets = list(detectors[selected[0].key].ood)
-    which = st.selectbox("OoD set for the histograms", sets, format_func=ood.set_label,
-                         key="gamma_ood_set")
-    for e in selected:
-        scores = detectors[e.key]
-        st.plotly_chart(common.figure(figures.histograms,
-                                      {"demo test images": scores.in_distribution["bits_per_dim"],
-                                       ood.set_label(which): scores.ood[which]["bits_per_dim"]},
-                                      "bits/dim", title=e.label, height=260),
+# full width, one above the other: on a projector the diagram's curves and the histograms' bars
+# need the room
+if diagrams:
+    st.plotly_chart(common.figure(figures.reliability_diagrams, diagrams, dashed, height=480),
+                    key="gamma_reliability")
+else:
+    st.info("No reliability diagram: the selected models' cards hold none. Switch on the "
+            "evaluation above to compute them on the demo set.")
+detectors = {e.key: common.detectors_of(e) for e in selected}  # shipped with zoo models
+sets = list(detectors[selected[0].key].ood)
+which = st.selectbox("OoD set for the histograms", sets, format_func=ood.set_label,
+                     key="gamma_ood_set")
+bits = {e.key: {"demo test images": detectors[e.key].in_distribution["bits_per_dim"],
+                ood.set_label(which): detectors[e.key].ood[which]["bits_per_dim"]} for e in selected}
+shared_range = figures.value_range(*(v for values in bits.values() for v in values.values()))
+hist_cols = st.columns(min(2, len(selected)))
+for j, e in enumerate(selected):
+    with hist_cols[j % len(hist_cols)]:
+        st.plotly_chart(common.figure(figures.histograms, bits[e.key], "bits/dim", title=e.label,
+                                      height=380, x_range=shared_range),
                         key=f"gamma_hist_{e.key}")
-    st.caption("The demo set's 2,000 test images against 500 images of the OoD set (the sets of "
-               "Table 1, and the paper's uniform noise).")
+st.caption("The demo set's 2,000 test images against 500 images of the OoD set (the sets of "
+           "Table 1, and the paper's uniform noise), on one bits/dim scale for every model.")
 
 st.subheader("The paper's claims on these cards")
 claims_table, stale = common.zoo_claims(family)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import common
+import pandas as pd
 import streamlit as st
 
 import ibinn
@@ -12,10 +13,10 @@ from ibinn.plots import headline
 
 st.title("Models")
 common.explain("""
-Each card is one trained network. An **IB-INN** maps an image *x* to a latent *z* of the same size;
-each class *y* owns one Gaussian blob centred on **μ_y** in that latent space. The network classifies
-by asking which blob *z* is most likely in (Bayes' rule) and, because it is invertible, it also knows
-how likely the image itself is (**bits/dim**: lower = more likely).
+Each row of the table is one trained network. An **IB-INN** maps an image *x* to a latent *z* of
+the same size; each class *y* owns one Gaussian blob centred on **μ_y** in that latent space. The
+network classifies by asking which blob *z* is most likely in (Bayes' rule) and, because it is
+invertible, it also knows how likely the image itself is (**bits/dim**: lower = more likely).
 
 **γ** is the knob of the Information-Bottleneck loss. Small γ (→ 0) makes a good *generative*
 model (low bits/dim, good calibration, nice samples) but a weaker classifier; large γ (→ ∞) makes a
@@ -23,7 +24,7 @@ sharper classifier whose blobs are pushed far apart, with worse likelihoods and 
 predictions. *class-NLL* is the standard generative classifier, a ResNet the purely discriminative
 baseline.
 
-The numbers on a card are measured on the test set (the full one for the bundled models):
+The numbers in the table are measured on the test set (the full one for the bundled models):
 **test error**, **bits/dim** and **calibration**, the geometric mean of three calibration errors
 (ECE, MCE, ICE, in %; 0 = the model's confidence matches how often it is right).
 
@@ -46,7 +47,8 @@ def _fmt(value, unit: str = "", digits: int = 2) -> str:
     return f"{value:.{digits}f}{unit}"
 
 
-def card(entry: common.ModelEntry, show_notes: bool = True) -> None:
+def card(entry: common.ModelEntry) -> None:
+    """The details of one model, under the table."""
     with st.container(border=True):
         st.markdown(f"**{entry.label}**")
         what = (f"{entry.gamma_text} · mode `{entry.mode}`" if entry.kind == "ibinn"
@@ -80,7 +82,7 @@ def card(entry: common.ModelEntry, show_notes: bool = True) -> None:
             st.caption("Compute: " + ", ".join(bits))
         if info.get("command"):
             st.code(str(info["command"]), language="bash", wrap_lines=True)
-        if show_notes and info.get("notes"):
+        if info.get("notes"):
             st.caption(str(info["notes"]))
         selected = st.session_state.get(common.SELECTED, [])
         if entry.kind != "ibinn":
@@ -92,19 +94,33 @@ def card(entry: common.ModelEntry, show_notes: bool = True) -> None:
             st.rerun()
 
 
-by_family: dict[str, list[common.ModelEntry]] = {}
-for e in entries:
-    by_family.setdefault(e.dataset_label, []).append(e)
-for family, group in by_family.items():
-    st.subheader(family)
-    notes = {str(e.info.get("notes") or "") for e in group}
-    shared = len(group) > 1 and len(notes) == 1  # a sweep's notes, said once above its cards
-    if shared and notes != {""}:
-        st.caption(notes.pop())
-    cols = st.columns(3)
-    for i, e in enumerate(sorted(group, key=lambda e: (e.kind != "ibinn", e.mode != "ib", e.gamma))):
-        with cols[i % 3]:
-            card(e, show_notes=not shared)
+def row(entry: common.ModelEntry) -> dict:
+    """One line of the models table: what tells models apart, numbers as numbers (so they sort)."""
+    m = headline(entry.metrics)
+    return {"data set": entry.dataset_label, "model": entry.label,
+            "kind": entry.gamma_text if entry.kind == "ibinn" else f"{entry.kind} (no likelihood)",
+            "test error %": m["error"], "bits/dim": m["bits_per_dim"],
+            "calibration %": m["calibration_geo_mean"], "OoD AUC %": m["auc"],
+            "epochs": entry.info.get("epochs"), "source": entry.source}
+
+
+ordered = sorted(entries, key=lambda e: (e.dataset_label, e.kind != "ibinn", e.mode != "ib", e.gamma))
+if ordered:
+    st.caption("Click a column's name to sort by it. Calibration: geometric mean of ECE, MCE and ICE; "
+               "OoD AUC: typicality ROC-AUC averaged over the OoD sets.")
+    st.dataframe(pd.DataFrame([row(e) for e in ordered]), hide_index=True, key="models_table",
+                 column_config={"test error %": st.column_config.NumberColumn(format="%.2f"),
+                                "bits/dim": st.column_config.NumberColumn(format="%.3f"),
+                                "calibration %": st.column_config.NumberColumn(format="%.2f"),
+                                "OoD AUC %": st.column_config.NumberColumn(format="%.1f"),
+                                "epochs": st.column_config.NumberColumn(format="%g")})
+    by_key = {e.key: e for e in ordered}
+    selected_now = [k for k in st.session_state.get(common.SELECTED, []) if k in by_key]
+    first = list(by_key).index(selected_now[0]) if selected_now else 0
+    shown = st.selectbox("Details of", list(by_key), index=first, key="models_details",
+                         format_func=lambda k: f"{by_key[k].dataset_label} · {by_key[k].label}",
+                         help="Training command, compute, notes, and a button to select the model.")
+    card(by_key[shown])
 
 broken = common.scan_models()[1]
 if broken:

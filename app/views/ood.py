@@ -24,6 +24,12 @@ of 90 % of real demo images (5th to 95th percentile):
   too *unlikely* and too *likely* are both suspicious;
 * **prediction entropy**: how unsure the classification is (log K nats = completely unsure).
 
+**When the path stays inside the cloud.** The picture shows two of the latent space's hundreds of
+directions. A distorted image can leave its class in directions the picture does not show: its
+point then stays among the others here, while the typicality score, which uses every direction,
+flags it. The caption under the animation measures how much of the path's movement the picture
+shows.
+
 With **small γ** the likelihood is a good model of the data, so the typicality score rises
 clearly; with **large γ** the classifier stays confident on images it should not be sure about.
 """)
@@ -66,11 +72,14 @@ path_xy = common.place(entry, method, traj.z)
 
 st.plotly_chart(common.figure(
     figures.trajectory_animation, xy, scores.labels, data.classes, mu_xy, path_xy, traj.images,
-    strengths, spec.strength_label, proj.axis_titles), key="ood_animation")
+    strengths, spec.strength_label, proj.axis_titles), key="ood_animation")  # opens on the last step
+st.caption(f"The picture shows {explore.visible_share(path_xy, traj.z):.0%} of the distance the latent "
+           f"travels from the first step to the last (2 of {traj.z.shape[1]} directions); the "
+           "typicality score below uses all of them.")
 
 step = st.select_slider(f"Inspect one step ({spec.strength_label})", options=list(range(n_steps)),
                         value=n_steps - 1, format_func=lambda i: f"{strengths[i]:.3g}",
-                        key="ood_step")
+                        key="ood_step", help="Opens on the last step, as the animation does.")
 bands = {"bits/dim": explore.in_distribution_range(scores.bits_per_dim),
          "typicality score (nats)": explore.in_distribution_range(scores.typicality),
          "prediction entropy (nats)": explore.in_distribution_range(scores.entropy)}

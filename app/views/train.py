@@ -74,7 +74,7 @@ with st.form("train_form"):
     mode = c2.selectbox("Loss", list(MODES), format_func=MODES.get, key="train_mode")
     gamma_text = c2.text_input("γ (for the IB loss; 'inf' allowed)", "1", key="train_gamma")
     preset = c3.selectbox("Preset", ["tiny", "small", "paper"], key="train_preset")
-    epochs = c3.number_input("Epochs", 0.1, 500.0, FIRST_RUN.epochs, 0.5, key="train_epochs")
+    epochs = c3.number_input("Epochs", 0.1, 500.0, FIRST_RUN.epochs, 0.5, format="%g", key="train_epochs")
     device = c1.selectbox("Device", ["auto", "cpu", "cuda"], key="train_device")
     name = c2.text_input("Run name", "", key="train_name", placeholder="e.g. fm-gamma-0.1")
     model = c3.selectbox("Model", list(MODELS), format_func=MODELS.get, key="train_model",

@@ -105,13 +105,18 @@ diagrams = {f"{names[e.key]} (ECE {scores[e.key].ece:.1%})": scores[e.key].relia
 left.plotly_chart(common.figure(figures.reliability_diagrams, diagrams,
                                 {f"{names[disc.key]} (ECE {scores[disc.key].ece:.1%})"}),
                   key="versus_reliability")
-with right:
+left.caption("ECE here is the *expected calibration error*: the bins' mean gap between confidence "
+             "and accuracy, weighted by how many predictions fall in each, on the 2,000 demo test "
+             "images. The γ page plots another figure, the *geometric mean of ECE, MCE and ICE* "
+             "(the paper's appendix C) on the full test set: it is larger by construction.")
+entropies = {e.key: {"demo test images": scores[e.key].in_distribution["entropy"],
+                     **{ood_set: out["entropy"] for ood_set, out in scores[e.key].ood.items()}}
+             for e in pair}
+shared_range = figures.value_range(*(v for values in entropies.values() for v in values.values()))
+with right:  # one x range for both, so that the two models' uncertainty compares at a glance
     for e in pair:
-        s = scores[e.key]
-        values = {"demo test images": s.in_distribution["entropy"],
-                  **{ood_set: out["entropy"] for ood_set, out in s.ood.items()}}
-        st.plotly_chart(common.figure(figures.histograms, values, "prediction entropy (nats)",
-                                      title=names[e.key], height=240),
+        st.plotly_chart(common.figure(figures.histograms, entropies[e.key], "prediction entropy (nats)",
+                                      title=names[e.key], height=240, x_range=shared_range),
                         key=f"versus_entropy_{e.kind}")
 
 # ---------------------------------------------------------------- OoD detection

@@ -53,8 +53,11 @@ with a:
              f"({entry.image_shape[1]}×{entry.image_shape[2]})")
     st.metric("prediction", data.classes[int(result.predicted[0])],
               f"{result.confidence[0]:.1%} posterior", delta_color="off")
+    # the delta is the difference from the demo median, so its arrow points the right way
+    median = float(np.median(view.bits_per_dim))
     st.metric("bits/dim", f"{result.bits_per_dim[0]:.3f}",
-              f"demo median {np.median(view.bits_per_dim):.3f}", delta_color="off")
+              f"{result.bits_per_dim[0] - median:+.3f} from the demo median {median:.3f}",
+              delta_color="off")
     # A warning, not an error: an out-of-distribution verdict is a result, not a failure.
     (st.success if verdict.in_distribution else st.warning)(
         f"**{verdict.label}**: typicality score {verdict.score:.1f} "
