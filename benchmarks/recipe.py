@@ -14,8 +14,9 @@ the data set's default augmentation (flips and crops for RGB data) unless ``--se
 CIFAR-10 (JPEG) caveat: the JPEG copy's bits/dim are NOT comparable with published CIFAR-10
 figures (JPEG smoothing lowers them); its error is close to the original's.
 
-    python benchmarks/recipe.py --dataset imagefolder:data/cifar10-jpeg --budgets 5 15 45
-    python benchmarks/recipe.py --dataset fashion-mnist --root ../shared/data --budgets 5 15
+    python benchmarks/recipe.py --dataset imagefolder:data/cifar10-jpeg --arch fc_width=128 --budgets 5 15 45
+    python benchmarks/recipe.py --dataset fashion-mnist --root ../shared/data/fashion-mnist \
+      --set augment=flip --budgets 5 15
     python benchmarks/recipe.py --dataset demo:fashion-mnist --budgets 0.2 --preset tiny  # a smoke test
 """
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gamma", default="1")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--arch", action="append", default=[],
-                        help="KEY=VALUE, as ibinn train's (default: fc_width=128, the zoo's)")
+                        help="KEY=VALUE, as ibinn train's (the CIFAR-10 zoo's: fc_width=128)")
     parser.add_argument("--budgets", type=float, nargs="+", default=[5.0, 15.0, 45.0])
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--set", action="append", default=[], metavar="FLAG=VALUE",
@@ -79,7 +80,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads a run")
     parser.add_argument("--work", help="folder for the runs (default: a temporary one)")
     args = parser.parse_args(argv)
-    args.arch = args.arch or ["fc_width=128"]
     work = Path(args.work or tempfile.mkdtemp(prefix="ibinn-recipe-"))
     env = os.environ | {"OMP_NUM_THREADS": str(args.threads)}
     rows = []
