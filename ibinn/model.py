@@ -102,6 +102,11 @@ class ModelConfig:
         "act_norm", "mu_init", "subnet", "dropout", "fc_dropout", "fc_coupling", "fc_clamp",
         "global_affine")
 
+    #: Fields that files written before they existed lack: their defaults are what those files
+    #: were built with. A stored config must hold every other field (see :meth:`from_json`).
+    ADDED_LATER: ClassVar[tuple[str, ...]] = (
+        "subnet", "dropout", "fc_dropout", "fc_coupling", "fc_clamp", "global_affine")
+
     image_shape: tuple[int, int, int]
     n_classes: int
     classes: list[str] = field(default_factory=list)
@@ -145,8 +150,11 @@ class ModelConfig:
             if not isinstance(getattr(self, name), list | tuple) or len(getattr(self, name)) not in (0, c):
                 raise ValueError(f"{name} must be a list of {c} channel values (or empty), got "
                                  f"{type(getattr(self, name)).__name__}")
-        self.mean = [limits.real(f"mean[{i}]", m) for i, m in enumerate(self.mean)] or [0.5] * c
-        self.std = ([limits.real(f"std[{i}]", s, low=0, low_open=True) for i, s in enumerate(self.std)]
+        # of images in [0, 1]: a std below 1e-4 (under a 40th of one 8-bit level) would blow
+        # normalised inputs up to non-finite values
+        self.mean = ([limits.real(f"mean[{i}]", m, low=0, high=1) for i, m in enumerate(self.mean)]
+                     or [0.5] * c)
+        self.std = ([limits.real(f"std[{i}]", s, low=1e-4, high=1) for i, s in enumerate(self.std)]
                     or [0.25] * c)
         self.clamp = limits.real("clamp", self.clamp, low=0, high=100, low_open=True)
         self.act_norm = limits.real("act_norm", self.act_norm, low=0, high=100, low_open=True)
@@ -203,20 +211,29 @@ class ModelConfig:
     @classmethod
     def from_json(cls, data: dict) -> ModelConfig:
         """The config saved by :meth:`to_json`; every field is checked (:mod:`ibinn.limits`)
-        before anything is built from it. Raises :class:`CheckpointError` naming the bad field."""
+        before anything is built from it, and must be there (but :data:`ADDED_LATER`), ``classes``,
+        ``mean`` and ``std`` in full. Raises :class:`CheckpointError` naming the bad field."""
         if not isinstance(data, dict):
             raise CheckpointError(f"a model config must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise CheckpointError(f"config has unknown fields {sorted(unknown)[:10]}"[:300])
+        missing = sorted(known - set(cls.ADDED_LATER) - set(data))
         data = dict(data)
         gamma = data.get("gamma", 1.0)
         data["gamma"] = math.inf if gamma in ("inf", "Infinity") else gamma
         try:
-            return cls(**data)
+            config = cls(**data)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"invalid model config: {err}") from err
+        if missing:  # a default in place of a stored value would change the model unannounced
+            raise CheckpointError(f"config lacks the fields {', '.join(missing[:10])}")
+        for name in ("classes", "mean", "std"):  # an empty list is a default only when building
+            if len(data[name]) != len(getattr(config, name)):
+                raise CheckpointError(f"invalid model config: {name} must have "
+                                      f"{len(getattr(config, name))} entries, got {len(data[name])}")
+        return config
 
 
 def _conv_subnet(width: int, stride: int = 1):

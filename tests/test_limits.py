@@ -162,6 +162,14 @@ CRAFTED_CONFIGS = [
     ("unknown mode", _with(mode="gan"), "mode"),
     ("unknown downsampling", _with(downsampling="bicubic"), "downsampling"),
     ("classes not names", _with(classes=list(range(10))), "classes"),
+    # issue 25: a field that is empty, missing or out of range is refused, never a silent default
+    ("mean empty", _with(mean=[]), "mean"),
+    ("std empty", _with(std=[]), "std"),
+    ("classes empty", _with(classes=[]), "classes"),
+    ("std tiny", _with(std=[1e-300]), "std"),
+    ("mean huge", _with(mean=[1e300]), "mean"),
+    ("clamp missing", lambda config: json.dumps({k: v for k, v in config.items() if k != "clamp"}), "clamp"),
+    ("mean missing", lambda config: json.dumps({k: v for k, v in config.items() if k != "mean"}), "mean"),
 ]
 
 
@@ -331,7 +339,7 @@ for arg in sys.argv[1:]:
     start = time.perf_counter()
     try:
         if arg.startswith("build:"):
-            model = ibinn.IBINN(ibinn.ModelConfig.from_json(json.loads(arg[6:])))
+            model = ibinn.IBINN(ibinn.ModelConfig(**json.loads(arg[6:])))
             outcome = f"built {model.num_parameters()}"
             del model
         else:
@@ -392,8 +400,8 @@ SIDE = st.sampled_from([1, 2, 4, 8, 16, 24, 32, 64, 512, 4096]) | st.integers(0,
 PLAUSIBLE = {
     "image_shape": st.tuples(st.sampled_from([1, 3, 2, 4]), SIDE, SIDE).map(list),
     "n_classes": st.integers(0, 2000), "classes": st.lists(st.text(max_size=8), max_size=12),
-    "mean": st.lists(st.floats(-1, 1), min_size=1, max_size=4),
-    "std": st.lists(st.floats(0, 1), min_size=1, max_size=4),
+    "mean": st.lists(st.floats(-1, 1.1), max_size=4),
+    "std": st.lists(st.floats(0, 1.1) | st.sampled_from([1e-300, 1e-5, 1e-4]), max_size=4),
     "levels": st.lists(st.integers(0, 120), min_size=1, max_size=7),
     "widths": st.lists(st.integers(1, 3000), min_size=1, max_size=7),
     "fc_blocks": st.integers(0, 20), "fc_width": st.integers(0, 20_000),
@@ -440,8 +448,16 @@ def check_config(data: tuple[dict, set[str]]) -> None:
         assert any(mentions(message, name) or repr(name) in message for name in names), (changed, message)
         event("refused")
         return
-    # accepted: within every limit, savable as strict JSON, and read back as the same config
+    # accepted: every field as stored (none missing but those added later, none defaulted),
+    # within every limit, savable as strict JSON, and read back as the same config
     saved = config.to_json()
+    assert set(FIELDS) - set(config_json) <= set(ibinn.ModelConfig.ADDED_LATER), changed
+    for key, value in config_json.items():
+        kept = json.loads(json.dumps(saved[key]))
+        if key == "gamma":
+            assert float(kept) == float(value), (value, kept)
+        else:
+            assert kept == json.loads(json.dumps(value)), (key, value, kept)
     fp = limits.check_model_config(saved)
     assert fp.model_mib <= LIMITS.max_model_mib
     assert fp.activation_mib_per_image <= LIMITS.max_activation_mib_per_image
@@ -485,8 +501,8 @@ def small_architectures(draw) -> dict:
 def check_architecture(arch: dict) -> None:
     """Accepted configs build, with exactly the parameters :func:`limits.footprint` counts."""
     try:
-        config = ibinn.ModelConfig.from_json(arch)
-    except ibinn.CheckpointError as err:
+        config = ibinn.ModelConfig(**arch)  # built in code: the fields it omits take their defaults
+    except ValueError as err:
         # only a size that cannot go through the levels' halvings, or more classes than pixels
         assert re.search(r"image_shape|n_classes", str(err)), str(err)
         event("refused")
