@@ -62,6 +62,24 @@ MODES = {"ib": "IB loss with γ", "lx-only": "γ = 0 (L_X only)", "ly-only": "γ
 MODELS = {"ibinn": "IB-INN (generative)", "resnet": "ResNet (discriminative)",
           "irevnet": "i-RevNet (invertible, discriminative)", "vib": "VIB (variational IB)"}
 
+EPOCHS = (0.1, 500.0)
+
+
+def parse_gamma(text: str) -> float:
+    """γ as typed: a finite number ≥ 0, or ``inf`` / ``∞`` spelled out (``1e999`` or ``nan`` is
+    refused, not read as ∞ or as nothing)."""
+    text = text.strip().lower()
+    if text in ("inf", "∞", "infinity"):
+        return math.inf
+    try:
+        gamma = float(text)
+    except ValueError:
+        raise ValueError(f"γ must be a number ≥ 0 or inf, not {text[:40]!r}") from None
+    if not (math.isfinite(gamma) and gamma >= 0):
+        raise ValueError(f"γ must be a finite number ≥ 0, or inf written out; not {text[:40]!r}")
+    return gamma
+
+
 manager = job_manager()
 owner = common.session_id()
 with st.form("train_form"):
@@ -74,7 +92,10 @@ with st.form("train_form"):
     mode = c2.selectbox("Loss", list(MODES), format_func=MODES.get, key="train_mode")
     gamma_text = c2.text_input("γ (for the IB loss; 'inf' allowed)", "1", key="train_gamma")
     preset = c3.selectbox("Preset", ["tiny", "small", "paper"], key="train_preset")
-    epochs = c3.number_input("Epochs", 0.1, 500.0, FIRST_RUN.epochs, 0.5, key="train_epochs")
+    # no default in the widget but a first value in the session: Streamlit turns a NaN, ∞ or
+    # out-of-range value from the browser into the widget's default, which is then None, not 40
+    st.session_state.setdefault("train_epochs", FIRST_RUN.epochs)
+    epochs = c3.number_input("Epochs", EPOCHS[0], EPOCHS[1], None, 0.5, key="train_epochs")
     device = c1.selectbox("Device", ["auto", "cpu", "cuda"], key="train_device")
     name = c2.text_input("Run name", "", key="train_name", placeholder="e.g. fm-gamma-0.1")
     model = c3.selectbox("Model", list(MODELS), format_func=MODELS.get, key="train_model",
@@ -84,9 +105,9 @@ with st.form("train_form"):
 
 if submitted:
     try:
-        gamma = float(gamma_text.strip().replace("∞", "inf"))
-        if not gamma >= 0:
-            raise ValueError("γ must be ≥ 0 or inf")
+        gamma = parse_gamma(gamma_text)
+        if epochs is None:
+            raise ValueError(f"Epochs must be a finite number from {EPOCHS[0]:g} to {EPOCHS[1]:g}")
         ds = dataset
         if dataset == "imagefolder:<dir>":
             if not folder:
