@@ -642,6 +642,15 @@ def test_train_page_reports_bad_settings_and_missing_data() -> None:
     assert any("only reads folders under" in e.value for e in at.error), [e.value for e in at.error]
 
 
+@pytest.mark.parametrize("typed", ["pretrained/no-such-images", "pretrained", "runs/../pretrained/x/../."])
+def test_train_page_shows_a_folder_as_typed_never_the_servers_path(typed) -> None:
+    at = open_page("train")
+    _submit(at, "apptest-typed", 0.1, dataset="imagefolder:<dir>", folder=typed)
+    errors = [e.value for e in at.error]
+    assert any(e.startswith(f"Data missing: imagefolder:{typed}") for e in errors), errors
+    assert not any(str(zoo.PRETRAINED_DIR.parent) in e for e in errors), errors
+
+
 @pytest.mark.parametrize("epochs,gamma,words", [
     (math.nan, "1", "Epochs must be a finite number"), (math.inf, "1", "Epochs must be a finite number"),
     (-math.inf, "1", "Epochs must be a finite number"), (1000.0, "1", "Epochs must be a finite number"),

@@ -104,6 +104,7 @@ with st.form("train_form"):
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:
+    typed: dict[str, str] = {}  # the server's resolved path → the folder as the visitor typed it
     try:
         gamma = parse_gamma(gamma_text)
         if epochs is None:
@@ -112,7 +113,9 @@ if submitted:
         if dataset == "imagefolder:<dir>":
             if not folder:
                 raise ValueError("give the folder for imagefolder:")
-            ds = f"imagefolder:{common.allowed_path(folder, 'folder')}"
+            resolved = common.allowed_path(folder, "folder")
+            typed[str(resolved)] = folder.strip()
+            ds = f"imagefolder:{resolved}"
         # the first run's settings (snapshots on; demo data in small batches, for steps enough to
         # watch) with the form's choices; compile stays "auto": only runs of 10+ minutes compile
         config = dataclasses.replace(
@@ -126,11 +129,11 @@ if submitted:
         st.success(f"Queued **{job.name}** (about {job.estimate_minutes:.1f} min of compute; "
                    f"writes to `runs/app/{job.name}`).")
     except JobRefused as err:
-        st.warning(f"Not started, a limit of this server: {err}")
+        st.warning(f"Not started, a limit of this server: {common.hide_paths(str(err), typed)}")
     except DataError as err:
-        st.error(f"Data missing: {err}")
+        st.error(f"Data missing: {common.hide_paths(str(err), typed)}")
     except (ValueError, common.PathNotAllowed) as err:
-        st.error(f"Invalid settings: {err}")
+        st.error(f"Invalid settings: {common.hide_paths(str(err), typed)}")
 
 
 def show(job) -> None:
@@ -138,13 +141,13 @@ def show(job) -> None:
         top = st.columns([3, 1])
         cfg = job.config
         what = common.gamma_text(cfg.mode, cfg.gamma) if cfg.model == "ibinn" else MODELS[cfg.model]
-        top[0].markdown(f"**{job.name}** · {cfg.dataset} · {what} · "
+        top[0].markdown(f"**{job.name}** · {common.hide_paths(cfg.dataset)} · {what} · "
                         f"{cfg.preset} · {cfg.epochs:g} epochs · **{job.status}**")
         if job.active and top[1].button("Cancel", key=f"cancel-{job.id}"):
             manager.cancel(job.id, owner)
             st.toast(f"Cancelling {job.name}…")
         if job.status == "failed":
-            st.error(f"**{job.error_kind}**: {job.error}")
+            st.error(f"**{job.error_kind}**: {common.hide_paths(job.error)}")
         latest = job.latest
         if job.status in ("running", "queued") or latest:
             elapsed = ((job.ended or time.time()) - job.started) if job.started else 0
@@ -180,7 +183,7 @@ def show(job) -> None:
                            f"it is listed on the **Models** page and joins the **γ comparison**.")
         elif job.status == "cancelled":
             st.warning(f"Cancelled; the last checkpoint is kept in runs/app/{job.name}"
-                       + (f" ({job.error})" if job.error else ""))
+                       + (f" ({common.hide_paths(job.error)})" if job.error else ""))
 
 
 ANNOUNCED = "_train_announced"
