@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import limits, losses, metrics
 from .checkpoint import CheckpointError, load_weights, save_weights
@@ -296,25 +297,51 @@ def _official_fc_subnet(width: int, dropout: float):
 _GLOBAL_RNG_LOCK = threading.RLock()
 
 
+class _PrivateGenerator(TorchDispatchMode):
+    """Give every random draw of the ops this thread runs ``generator`` in place of torch's global
+    one. Dispatch modes are thread-local, so another thread's draws never see it."""
+
+    def __init__(self, generator: torch.Generator):
+        super().__init__()
+        self.generator = generator
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        names = [a.name for a in func._schema.arguments]
+        if "generator" in names:
+            i = names.index("generator")
+            if i < len(args) and args[i] is None:
+                args = (*args[:i], self.generator, *args[i + 1:])
+            elif i >= len(args) and kwargs.get("generator") is None:
+                kwargs["generator"] = self.generator
+        elif torch.Tag.nondeterministic_seeded in func.tags:  # e.g. randn.default: its overload
+            name = "generator" if func._overloadname == "default" else f"{func._overloadname}_generator"
+            if not hasattr(func.overloadpacket, name):
+                raise RuntimeError(f"{func} draws from torch's global generator and has no "
+                                   f"overload taking one")
+            func, kwargs["generator"] = getattr(func.overloadpacket, name), self.generator
+        return func(*args, **kwargs)
+
+
 @contextlib.contextmanager
 def private_global_rng(seed: int) -> Iterator[None]:
-    """Run a block that must draw from the global numpy and torch (CPU) RNGs, seeded by ``seed``,
-    and put both back as they were afterwards.
+    """Run a block that initialises a model, its random numbers drawn from ``seed`` alone, without
+    touching any other thread's random numbers.
 
-    FrEIA draws its permutations from numpy's global RNG and torch's layers initialise from
-    torch's; neither takes a generator. So that building or loading a model never changes the
-    random streams of its caller, and two threads building models at once never see each other's
-    seeds, the block runs under a process-wide lock and both states are restored.
+    Torch's layers initialise from torch's global generator and take no other: this thread's
+    draws go to a private ``torch.Generator`` seeded with ``seed`` instead (:class:`_PrivateGenerator`),
+    which draws the same numbers as the global one seeded alike, so weights are those of
+    ``torch.manual_seed(seed)``. FrEIA draws its permutations from numpy's global RNG, which has
+    no such hook: it is seeded for the block, under a process-wide lock, and restored afterwards.
     """
     with _GLOBAL_RNG_LOCK:
-        np_state, torch_state = np.random.get_state(), torch.random.get_rng_state()
+        np_state = np.random.get_state()
         np.random.seed(seed)
-        torch.default_generator.manual_seed(seed)  # the CPU generator only: CUDA's is not touched
         try:
-            yield
+            with _PrivateGenerator(torch.Generator().manual_seed(seed)):
+                yield
         finally:
             np.random.set_state(np_state)
-            torch.random.set_rng_state(torch_state)
 
 
 def build_inn(config: ModelConfig) -> Ff.SequenceINN:
