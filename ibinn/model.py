@@ -323,25 +323,53 @@ class _PrivateGenerator(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
+class _NumpyWith:
+    """numpy as a FrEIA module sees it during a build: ``np.random`` is a private RandomState."""
+
+    def __init__(self, random: np.random.RandomState):
+        self.random = random
+
+    def __getattr__(self, name: str):
+        return getattr(np, name)
+
+
+@contextlib.contextmanager
+def _private_numpy_in_freia(seed: int) -> Iterator[None]:
+    """FrEIA 0.2 draws its permutations from numpy's global RNG (``special_ortho_group.rvs``,
+    ``np.random.permutation``) and takes no generator: for the block, its two modules that draw
+    see a RandomState seeded with ``seed`` instead, which draws what the global RNG seeded alike
+    would. Module attributes are process-wide: hold ``_GLOBAL_RNG_LOCK``."""
+    import FrEIA.modules.all_in_one_block as all_in_one
+    import FrEIA.modules.fixed_transforms as fixed
+    from scipy import stats
+
+    private = np.random.RandomState(seed)
+    patches = [(all_in_one, "np", _NumpyWith(private)), (fixed, "np", _NumpyWith(private)),
+               (all_in_one, "special_ortho_group", type(stats.special_ortho_group)(seed=private))]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
+    try:
+        for module, name, value in patches:
+            setattr(module, name, value)
+        yield
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
+
+
 @contextlib.contextmanager
 def private_global_rng(seed: int) -> Iterator[None]:
     """Run a block that initialises a model, its random numbers drawn from ``seed`` alone, without
-    touching any other thread's random numbers.
+    touching the global random streams that other threads draw from.
 
     Torch's layers initialise from torch's global generator and take no other: this thread's
-    draws go to a private ``torch.Generator`` seeded with ``seed`` instead (:class:`_PrivateGenerator`),
-    which draws the same numbers as the global one seeded alike, so weights are those of
-    ``torch.manual_seed(seed)``. FrEIA draws its permutations from numpy's global RNG, which has
-    no such hook: it is seeded for the block, under a process-wide lock, and restored afterwards.
+    draws go to a private ``torch.Generator`` seeded with ``seed`` instead (:class:`_PrivateGenerator`).
+    FrEIA's permutations come from a private numpy RandomState (:func:`_private_numpy_in_freia`).
+    Both draw the numbers that the global ones seeded with ``seed`` would, so a seed makes the
+    weights it always made.
     """
-    with _GLOBAL_RNG_LOCK:
-        np_state = np.random.get_state()
-        np.random.seed(seed)
-        try:
-            with _PrivateGenerator(torch.Generator().manual_seed(seed)):
-                yield
-        finally:
-            np.random.set_state(np_state)
+    with _GLOBAL_RNG_LOCK, _private_numpy_in_freia(seed), \
+            _PrivateGenerator(torch.Generator().manual_seed(seed)):
+        yield
 
 
 def build_inn(config: ModelConfig) -> Ff.SequenceINN:

@@ -55,7 +55,7 @@ def test_run_names_never_leave_the_runs_folder(tmp_path, name):
 @pytest.mark.slow
 def test_a_job_trains_in_its_own_process_unaffected_by_the_server(tmp_path, managers):
     """The worker's weights equal an in-process run's, although the server builds models (which
-    seed and restore the global RNGs) and draws random numbers all the while."""
+    draw from private generators) and draws random numbers all the while."""
     manager = managers(tmp_path / "runs")
     job = manager.submit(TrainConfig(**QUICK), "isolated", owner="a")
     config = ibinn.ModelConfig.from_preset("tiny", (1, 28, 28), 10, seed=123)

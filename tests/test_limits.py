@@ -1126,15 +1126,15 @@ def test_models_built_in_threads_are_those_built_alone():
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_building_in_one_thread_never_changes_another_threads_torch_draws():
-    """A thread that seeds torch's global RNG and draws 400 numbers from it gets the same numbers
-    while another thread builds models: the builds draw from a private generator, never the global
-    one (which they used to seed for a moment and restore: 160 of 400 draws changed)."""
+def test_building_in_one_thread_never_changes_another_threads_draws():
+    """A thread that seeds torch's and numpy's global RNGs and draws 400 numbers from each gets the
+    same numbers while another thread builds models: the builds draw from private generators, never
+    the global ones (which they used to seed for a moment and restore: 160 of 400 draws changed)."""
     def draw(generator: torch.Generator | None = None) -> int:
         return torch.empty((), dtype=torch.int64).random_(generator=generator).item()
 
-    reference = torch.Generator().manual_seed(11)
-    expected = [draw(reference) for _ in range(400)]
+    reference, np_reference = torch.Generator().manual_seed(11), np.random.RandomState(11)
+    expected = [(draw(reference), np_reference.randint(2**31)) for _ in range(400)]
     building, finished = threading.Event(), threading.Event()
 
     def build() -> None:
@@ -1149,15 +1149,16 @@ def test_building_in_one_thread_never_changes_another_threads_torch_draws():
     try:
         building.wait()
         torch.manual_seed(11)
+        np.random.seed(11)
         drawn = []
         for _ in range(400):
-            drawn.append(draw())
+            drawn.append((draw(), np.random.randint(2**31)))
             time.sleep(0.001)  # the builder's turn
     finally:
         finished.set()
         builder.join()
-    changed = sum(a != b for a, b in zip(drawn, expected, strict=True))
-    assert changed == 0, f"{changed} of 400 draws changed"
+    changed = [sum(a[i] != b[i] for a, b in zip(drawn, expected, strict=True)) for i in (0, 1)]
+    assert changed == [0, 0], f"{changed[0]} torch and {changed[1]} numpy draws of 400 changed"
 
 
 def test_api_calls_with_a_seed_leave_the_global_rngs_alone(model, two_images):
