@@ -62,7 +62,7 @@ from .checkpoint import (
 from .device import Distributed, compile_blocker, compiled, matmul_peak_gflops, resolve_device
 from .losses import MODES
 from .metrics import bits_per_dim
-from .model import IBINN, ImageClassifier, ModelConfig, initial_mean_radius
+from .model import IBINN, PRESETS, ImageClassifier, ModelConfig, initial_mean_radius
 
 STATE_FILE = "train_state.pt"
 WEIGHTS_FILE = "model.safetensors"
@@ -143,6 +143,7 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check_names(self)
         if self.model not in MODEL_TYPES:
             raise ValueError(f"unknown model {self.model!r}; known: {', '.join(MODEL_TYPES)}")
         if self.mode not in MODES:
@@ -186,6 +187,15 @@ class TrainConfig:
         if isinstance(data.get("augment"), bool):  # runs saved before flips came on their own
             data["augment"] = "flip-crop" if data["augment"] else "none"
         return cls(**data)
+
+
+def _check_names(config: TrainConfig) -> None:
+    """The data set and preset are names, checked when the config is made rather than once the
+    data is loaded (``dataset=NaN`` from a script got that far)."""
+    if not isinstance(config.dataset, str) or not config.dataset:
+        raise ValueError(f"dataset must be a data set's name, got {config.dataset!r}"[:200])
+    if config.preset not in PRESETS:
+        raise ValueError(f"unknown preset {config.preset!r}; known: {', '.join(PRESETS)}"[:300])
 
 
 @dataclass

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ibinn
 from ibinn import explore
@@ -120,6 +122,27 @@ def test_bad_settings_are_rejected(tmp_path):
                          ("label_smoothing", 1.0), ("checkpoint_every", 0), ("epochs", "5")):
         with pytest.raises(ValueError, match=field):
             _config(tmp_path, **{field: value})
+
+
+ODD_VALUES = (st.none() | st.booleans() | st.integers(-3, 3) | st.floats() | st.text(max_size=12)
+              | st.sampled_from(["tiny", "small", "paper", "demo:fashion-mnist", "cifar10", ""]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=st.sampled_from(["dataset", "preset", "epochs", "batch_size", "gamma", "lr", "sigma",
+                              "label_smoothing", "seed", "snapshots"]), value=ODD_VALUES)
+def test_a_config_field_is_refused_or_kept_as_given(field, value):
+    """Any value of a field: a ValueError, or kept as given (names as names, numbers finite but γ)."""
+    try:
+        config = TrainConfig(**{field: value})
+    except ValueError:
+        return
+    kept = getattr(config, field)
+    assert kept == value and type(kept) is not bool, (field, value, kept)
+    if field in ("dataset", "preset"):
+        assert isinstance(kept, str) and kept
+    elif field != "gamma":
+        assert kept is None or np.isfinite(kept), (field, kept)
 
 
 def test_configs_saved_with_boolean_augment_still_load(tmp_path):
