@@ -553,6 +553,23 @@ class ImageClassifier(nn.Module, metaclass=abc.ABCMeta):
         """Checks of loaded weights beyond names, shapes and finite values, for
         :meth:`from_file`; raise :class:`CheckpointError`. None by default."""
 
+    def _check_outputs(self, path: str | Path) -> None:
+        """Weights that are finite one by one can still overflow together (a damaged exponent
+        byte: a scale of 1e35): every output on a few plain images (black, white, a ramp,
+        seeded noise) must be finite but log-posteriors, which may be -inf (probability 0), never
+        NaN. Raises :class:`CheckpointError`."""
+        c, h, w = self.config.image_shape
+        ramp = ((torch.arange(h)[:, None] + torch.arange(w)[None, :]) / (h + w)).expand(c, h, w)
+        noise = torch.rand(c, h, w, generator=torch.Generator().manual_seed(0))
+        probes = torch.stack([torch.zeros(c, h, w), torch.ones(c, h, w), ramp, noise])
+        with torch.no_grad():
+            out = self._infer_batch(self.normalization.normalize(probes.to(self.device)))
+        bad = [key for key, value in out.items()
+               if (value.isnan() if key == "log_posterior" else ~torch.isfinite(value)).any()]
+        if bad:
+            raise CheckpointError(f"{path}: the model's {', '.join(bad)} on plain test images are not "
+                                  f"finite: the weights are damaged or not this model's")
+
     # ------------------------------------------------------------------ inference
     def compile_inference(self) -> ImageClassifier:
         """Compile the per-batch inference of :meth:`infer` with ``torch.compile`` (dynamic batch
@@ -715,6 +732,7 @@ class ImageClassifier(nn.Module, metaclass=abc.ABCMeta):
         except (RuntimeError, ValueError, TypeError, IndexError) as err:
             raise CheckpointError(f"{path}: weights do not fit the model: {err}") from err
         model.eval()._check_loaded(path)
+        model._check_outputs(path)
         return model.to(device)
 
 

@@ -229,6 +229,17 @@ def test_infinite_class_mean_is_refused(model_file, folder):
     assert re.search(r"\bmu\b", refusal(write(folder / "crafted.safetensors", config, tensors)))
 
 
+@pytest.mark.parametrize("scale", [1e35, 3e38])
+def test_finite_weights_whose_outputs_overflow_are_refused(model_file, folder, scale):
+    """Found by the issue-25 re-attack: one damaged exponent byte made the last block's global
+    scale 8e35; each weight finite, the file loaded and every posterior was NaN."""
+    config, tensors = read(model_file)
+    key = sorted(k for k in tensors if k.endswith("global_scale"))[-1]
+    tensors[key] = torch.full_like(tensors[key], scale)
+    message = refusal(write(folder / "crafted.safetensors", config, tensors))
+    assert "not finite" in message and "log_posterior" in message, message
+
+
 @pytest.mark.parametrize("damage", ["zeros", "repeat", "out of range", "negative", "float", "short"])
 def test_permutation_index_that_is_not_a_permutation_is_refused(model, model_file, folder, damage):
     """The reported bug: an all-zero index vector loaded silently, reconstruction error 96."""
