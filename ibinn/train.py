@@ -190,10 +190,12 @@ class TrainConfig:
 
 
 def _check_names(config: TrainConfig) -> None:
-    """The data set and preset are names, checked when the config is made rather than once the
-    data is loaded (``dataset=NaN`` from a script got that far)."""
-    if not isinstance(config.dataset, str) or not config.dataset:
-        raise ValueError(f"dataset must be a data set's name, got {config.dataset!r}"[:200])
+    """The fields that name things are texts, checked when the config is made rather than once
+    the data is loaded (``dataset=NaN`` from a script got that far; ``model={}`` was a TypeError)."""
+    for name in ("dataset", "model", "preset", "mode", "device", "compile", "optimizer"):
+        value = getattr(config, name)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a name, got {type(value).__name__} {value!r}"[:200])
     if config.preset not in PRESETS:
         raise ValueError(f"unknown preset {config.preset!r}; known: {', '.join(PRESETS)}"[:300])
 

@@ -129,8 +129,10 @@ ODD_VALUES = (st.none() | st.booleans() | st.integers(-3, 3) | st.floats() | st.
 
 
 @settings(max_examples=200, deadline=None)
-@given(field=st.sampled_from(["dataset", "preset", "epochs", "batch_size", "gamma", "lr", "sigma",
-                              "label_smoothing", "seed", "snapshots"]), value=ODD_VALUES)
+@given(field=st.sampled_from(["dataset", "model", "preset", "mode", "device", "compile", "optimizer",
+                              "epochs", "batch_size", "gamma", "lr", "sigma", "label_smoothing", "seed",
+                              "snapshots"]),
+       value=ODD_VALUES | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 def test_a_config_field_is_refused_or_kept_as_given(field, value):
     """Any value of a field: a ValueError, or kept as given (names as names, numbers finite but γ)."""
     try:
@@ -139,7 +141,7 @@ def test_a_config_field_is_refused_or_kept_as_given(field, value):
         return
     kept = getattr(config, field)
     assert kept == value and type(kept) is not bool, (field, value, kept)
-    if field in ("dataset", "preset"):
+    if field in ("dataset", "model", "preset", "mode", "device", "compile", "optimizer"):
         assert isinstance(kept, str) and kept
     elif field != "gamma":
         assert kept is None or np.isfinite(kept), (field, kept)
