@@ -47,6 +47,7 @@ RUNS = sandbox.runs_dir()
 APP_RUNS = RUNS / "app"
 PathNotAllowed = sandbox.PathNotAllowed
 allowed_path = sandbox.allowed_path
+hide_paths = sandbox.hide_paths
 SELECTED = "selected_models"
 EXTRA = "extra_model_paths"
 PENDING = "_selection_pending"

@@ -46,4 +46,4 @@ st.sidebar.caption("Generative classifiers trained with the Information Bottlene
 try:
     page.run()
 except ibinn.CheckpointError as err:  # e.g. a bundled model file changed on disk
-    st.error(f"This model cannot be loaded: {err}")
+    st.error(f"This model cannot be loaded: {common.hide_paths(str(err))}")

@@ -59,6 +59,24 @@ def allowed_path(text: str, what: str = "path") -> Path:
     raise refusal
 
 
+def hide_paths(message: str, typed: dict[str, str] | None = None) -> str:
+    """``message`` without the server's own paths: each resolved path of ``typed`` as the visitor
+    typed it, then any other path inside an allowed folder (or the repository) relative to it:
+    ``runs/x``, ``data/x``, ``$IBINN_DATA/x``."""
+    for resolved, text in sorted((typed or {}).items(), key=lambda kv: -len(str(kv[0]))):
+        message = message.replace(str(resolved), text)
+    labels = {REPO / "pretrained": "pretrained", runs_dir(): "runs", REPO / "data": "data", REPO: "."}
+    if os.environ.get("IBINN_DATA"):
+        labels[Path(os.environ["IBINN_DATA"])] = "$IBINN_DATA"
+    forms = {}
+    for root, label in labels.items():  # as configured and with links resolved
+        forms[str(root)] = forms[str(root.resolve())] = label
+    for form in sorted(forms, key=len, reverse=True):  # runs/ inside the repository comes first
+        if len(form) > 1:  # never "/" itself
+            message = message.replace(form, forms[form])
+    return message
+
+
 def numba_cache_dir() -> Path:
     """Where numba keeps the machine code it compiles for UMAP, so that a restarted server loads
     it instead of compiling again: inside the runs folder, which the server may write."""

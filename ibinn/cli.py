@@ -15,6 +15,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -146,8 +147,53 @@ def _deadline(minutes: float | None) -> Callable[[], bool] | None:
     return lambda: time.monotonic() > deadline
 
 
+def _given_options(argv: list[str], command: str) -> dict[str, str]:
+    """The options of ``command`` that ``argv`` sets itself (not by default): dest → option name."""
+    parser = _parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    for action in sub._actions:
+        action.default = argparse.SUPPRESS  # so that only the options given are in the namespace
+    given = vars(parser.parse_args(argv))
+    return {a.dest: a.option_strings[0] for a in sub._actions if a.option_strings and a.dest in given}
+
+
+def _output_folder(out: str) -> None:
+    """Make the ``--out`` folder, or say in one line why it cannot be one."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"--out must be a folder, but {out} (or a folder above it) is a file") from None
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot create this folder ({err.strerror})") from None
+
+
+def _check_resume(args, given: dict[str, str]) -> None:
+    """Refuse options that ``--resume`` would ignore: a resumed run keeps its saved settings
+    (only those of :data:`ibinn.train.RUN_ONLY` may change), so a different value would be lost."""
+    state_path = Path(args.out) / T.STATE_FILE
+    if not args.resume or not state_path.exists():
+        return
+    from .checkpoint import load_state
+
+    saved = T.TrainConfig.from_json(json.loads(load_state(state_path)["train_config"]))
+    asked = _train_config(args)
+    fields = {f.name for f in dataclasses.fields(T.TrainConfig)} - set(T.RUN_ONLY)
+    conflicts = []
+    for dest, option in given.items():
+        name = "model_overrides" if dest == "arch" else dest
+        if name in fields and (value := getattr(asked, name)) != (kept := getattr(saved, name)):
+            conflicts.append(f"{option} {value!r} (the saved run has {kept!r})")
+    if conflicts:
+        raise ValueError(f"--resume continues the run in {args.out} with its saved settings, which "
+                         f"these options would change: {'; '.join(conflicts)}. Drop them, or start a "
+                         f"new run in another --out")
+
+
 def _run_train(args) -> int:
     started = time.monotonic()
+    _output_folder(args.out)
+    _check_resume(args, _given_options(args.argv, "train"))
     result = T.train(_train_config(args), resume=args.resume, progress=not args.quiet,
                      should_stop=_deadline(args.max_minutes))
     if not Distributed.from_env().is_main:  # under torchrun, rank 0 reports
@@ -409,7 +455,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
+    args.argv = argv  # which options were given, not defaulted (see _given_options)
     from .checkpoint import CheckpointError, RunFolderBusy
     from .data import DataError
 
@@ -419,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
         return commands[args.command](args)
     except (DataError, CheckpointError, FileExistsError, RunFolderBusy, ValueError) as err:
         print(f"ibinn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path that cannot be read or written: one line, not a traceback
+        print(f"ibinn {args.command}: error: {err.strerror or err}: {err.filename or ''}", file=sys.stderr)
         return 2
     except T.TrainingDiverged as err:
         print(f"ibinn {args.command}: training diverged: {err}", file=sys.stderr)

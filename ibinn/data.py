@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -152,7 +153,8 @@ def load_dataset(name: str, split: str | None = None, root: str | Path | None = 
         return demo_split(load_demo(name.split(":", 1)[1]), split or "all")
     split = split or "train"
     if name.startswith("imagefolder:"):
-        return _load_imagefolder(Path(name.split(":", 1)[1]).expanduser(), split, name)
+        with _unreadable_is_data_error(name):
+            return _load_imagefolder(Path(name.split(":", 1)[1]).expanduser(), split, name)
     if name not in TORCHVISION_SETS:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(dataset_names())}")
     if split == "all":
@@ -206,6 +208,16 @@ def _mnist_root(root: Path, folder: str) -> Path:
 def _gunzip(source: Path, target: str) -> None:
     with gzip.open(source, "rb") as src, open(target, "wb") as dst:
         shutil.copyfileobj(src, dst)
+
+
+@contextlib.contextmanager
+def _unreadable_is_data_error(name: str) -> Iterator[None]:
+    """An ``imagefolder:`` whose path or files cannot be read (a name too long, no permission, a
+    damaged image) is a :class:`DataError` like a missing one, not an ``OSError``."""
+    try:
+        yield
+    except OSError as err:
+        raise DataError(f"{name}: cannot be read: {err.strerror or err}") from err
 
 
 def _load_imagefolder(folder: Path, split: str, name: str) -> ImageData:
@@ -269,9 +281,13 @@ def describe_dataset(name: str, root: str | Path | None = None) -> tuple[int, tu
         return len(data), data.image_shape, len(data.classes)
     if not name.startswith("imagefolder:"):
         raise DataError(f"unknown data set {name!r}; known: {', '.join(dataset_names())}")
+    with _unreadable_is_data_error(name):
+        return _describe_imagefolder(Path(name.split(":", 1)[1]).expanduser(), name)
+
+
+def _describe_imagefolder(folder: Path, name: str) -> tuple[int, tuple[int, int, int], int]:
     from PIL import Image
 
-    folder = Path(name.split(":", 1)[1]).expanduser()
     if not folder.is_dir():
         raise DataError(f"{name}: folder {folder} does not exist")
     folder = folder / "train" if (folder / "train").is_dir() else folder

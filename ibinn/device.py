@@ -30,16 +30,25 @@ from pathlib import Path
 
 import torch
 
+#: What :func:`resolve_device` accepts, for messages.
+VALID_DEVICES = "auto, cpu, cuda, cuda:<index>, mps"
+
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` (or None) picks the best available device; anything else is checked and used."""
+    """``"auto"`` (or None) picks the best available device; anything else is checked and used.
+    Raises ``ValueError`` for a device that is unknown, not supported or not available."""
     if spec is None or str(spec) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(spec)
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError) as err:  # torch's message lists its own backends, not ours
+        raise ValueError(f"unknown device {str(spec)[:100]!r}; valid: {VALID_DEVICES}") from err
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {str(spec)[:100]!r} is not supported here; valid: {VALID_DEVICES}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' asked for, but no CUDA GPU is available")
     if device.type == "mps" and not torch.backends.mps.is_available():

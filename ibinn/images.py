@@ -270,9 +270,10 @@ def fit_image(image: Any, image_shape: Sequence[int]) -> tuple[np.ndarray, list[
     """Convert a PIL image to the model's channels and size.
 
     Returns a uint8 array ``(C, H, W)`` and notes in plain words about each conversion made
-    (mode change, resizing with aspect change, transparency flattened onto white).
+    (mode change, resizing with aspect change, transparency flattened onto white). A bad
+    ``image_shape`` (a caller's error, not the image's) is a ``ValueError`` naming it.
     """
-    c, h, w = (int(s) for s in image_shape)
+    c, h, w = limits.image_shape(image_shape)
     notes: list[str] = []
     img = image
     if img.mode in ("RGBA", "LA", "P") and (img.mode != "P" or "transparency" in img.info):
@@ -304,7 +305,9 @@ def load_image(source: Any, image_shape: Sequence[int], max_pixels: int | None =
 
     Raises:
         ImageError: as :func:`open_image`.
+        ValueError: ``image_shape`` is not ``(1 or 3, height, width)`` within the limits.
     """
+    limits.image_shape(image_shape)  # before the image: a bad shape is the caller's error
     image, notes = open_image(source, max_pixels)
     try:
         array, fit_notes = fit_image(image, image_shape)

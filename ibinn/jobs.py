@@ -187,25 +187,19 @@ class JobManager:
 
         Raises :class:`JobRefused` beyond a limit, ``ValueError`` for settings that cannot train.
         """
-        lim = self.limits
-        with self._lock:
-            active = [j for j in self._jobs if j.active]
-            mine = [j for j in active if j.owner == owner]
-        if len(mine) >= lim.max_queued_per_session:
-            raise JobRefused(f"you already have {len(mine)} jobs queued or running; the limit is "
-                             f"{lim.max_queued_per_session} per session: wait for one to end or "
-                             f"cancel one")
-        if len(active) >= lim.max_queued_total:
-            raise JobRefused(f"the server's queue is full ({len(active)} jobs, limit "
-                             f"{lim.max_queued_total}): try again later")
+        with self._lock:  # refused early, before the estimate's cost, when there is no room
+            self._check_room(owner)
         minutes = estimate_minutes(config)
-        if minutes > lim.max_job_minutes:
+        if minutes > self.limits.max_job_minutes:
             raise JobRefused(f"this run would take about {minutes:.0f} minutes of compute on this "
                              f"server (estimated from the model's FLOPs per image × images × epochs); "
-                             f"the limit is {lim.max_job_minutes:g} minutes a job: use fewer epochs, "
-                             f"a smaller preset or the demo data")
+                             f"the limit is {self.limits.max_job_minutes:g} minutes a job: use fewer "
+                             f"epochs, a smaller preset or the demo data")
         base = safe_name(name)
+        # checked again and added in one critical section: sessions submitting at once can
+        # otherwise all pass the check above before any of them is added
         with self._lock:
+            self._check_room(owner)
             taken = {j.name for j in self._jobs}
             candidate = base
             for n in itertools.count(2):
@@ -217,6 +211,20 @@ class JobManager:
             self._jobs.append(job)
             self._wake.notify_all()
         return job
+
+    def _check_room(self, owner: str) -> None:
+        """Raise :class:`JobRefused` when ``owner`` or the server has no room for one more job
+        (called with the lock held)."""
+        lim = self.limits
+        active = [j for j in self._jobs if j.active]
+        mine = sum(j.owner == owner for j in active)
+        if mine >= lim.max_queued_per_session:
+            raise JobRefused(f"you already have {mine} jobs queued or running; the limit is "
+                             f"{lim.max_queued_per_session} per session: wait for one to end or "
+                             f"cancel one")
+        if len(active) >= lim.max_queued_total:
+            raise JobRefused(f"the server's queue is full ({len(active)} jobs, limit "
+                             f"{lim.max_queued_total}): try again later")
 
     def cancel(self, job_id: int, owner: str) -> bool:
         """Stop ``owner``'s job ``job_id`` (a running one checkpoints first); False if there is no

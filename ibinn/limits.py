@@ -157,6 +157,20 @@ def real(name: str, value, low: float | None = None, high: float | None = None,
     return value
 
 
+def image_shape(value, min_side: int = 1, limits: Limits | None = None) -> tuple[int, int, int]:
+    """``value`` as ``(channels, height, width)``: 1 or 3 channels, sides in ``[min_side,
+    max_image_side]``; else a ``ValueError`` naming ``image_shape``."""
+    lim = limits or current()
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        raise ValueError(f"image_shape must be [channels, height, width], got {value!r}"[:300])
+    c = integer("image_shape[0] (channels)", value[0], 1, 3)
+    if c == 2:
+        raise ValueError("image_shape[0] (channels) must be 1 (grey) or 3 (RGB), got 2")
+    h = integer("image_shape[1] (height)", value[1], min_side, lim.max_image_side)
+    w = integer("image_shape[2] (width)", value[2], min_side, lim.max_image_side)
+    return c, h, w
+
+
 # --------------------------------------------------------------------------- model configs
 
 @dataclass(frozen=True)
@@ -255,14 +269,7 @@ def check_model_config(config: dict, limits: Limits | None = None) -> Footprint:
     lim = limits or current()
     if not isinstance(config, dict):
         raise ValueError(f"a model config must be a JSON object, got {type(config).__name__}")
-    shape = config.get("image_shape")
-    if not isinstance(shape, list | tuple) or len(shape) != 3:
-        raise ValueError(f"image_shape must be [channels, height, width], got {shape!r}"[:300])
-    c = integer("image_shape[0] (channels)", shape[0], 1, 3)
-    if c == 2:
-        raise ValueError("image_shape[0] (channels) must be 1 (grey) or 3 (RGB), got 2")
-    h = integer("image_shape[1] (height)", shape[1], 2, lim.max_image_side)
-    w = integer("image_shape[2] (width)", shape[2], 2, lim.max_image_side)
+    c, h, w = image_shape(config.get("image_shape"), min_side=2, limits=lim)
     n_classes = integer("n_classes", config.get("n_classes"), 2, min(lim.max_classes, c * h * w))
     classes = config.get("classes", [])
     if not isinstance(classes, list | tuple) or len(classes) not in (0, n_classes):

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import limits, losses, metrics
 from .checkpoint import CheckpointError, load_weights, save_weights
@@ -102,6 +103,11 @@ class ModelConfig:
         "act_norm", "mu_init", "subnet", "dropout", "fc_dropout", "fc_coupling", "fc_clamp",
         "global_affine")
 
+    #: Fields that files written before they existed lack: their defaults are what those files
+    #: were built with. A stored config must hold every other field (see :meth:`from_json`).
+    ADDED_LATER: ClassVar[tuple[str, ...]] = (
+        "subnet", "dropout", "fc_dropout", "fc_coupling", "fc_clamp", "global_affine")
+
     image_shape: tuple[int, int, int]
     n_classes: int
     classes: list[str] = field(default_factory=list)
@@ -145,8 +151,11 @@ class ModelConfig:
             if not isinstance(getattr(self, name), list | tuple) or len(getattr(self, name)) not in (0, c):
                 raise ValueError(f"{name} must be a list of {c} channel values (or empty), got "
                                  f"{type(getattr(self, name)).__name__}")
-        self.mean = [limits.real(f"mean[{i}]", m) for i, m in enumerate(self.mean)] or [0.5] * c
-        self.std = ([limits.real(f"std[{i}]", s, low=0, low_open=True) for i, s in enumerate(self.std)]
+        # of images in [0, 1]: a std below 1e-4 (under a 40th of one 8-bit level) would blow
+        # normalised inputs up to non-finite values
+        self.mean = ([limits.real(f"mean[{i}]", m, low=0, high=1) for i, m in enumerate(self.mean)]
+                     or [0.5] * c)
+        self.std = ([limits.real(f"std[{i}]", s, low=1e-4, high=1) for i, s in enumerate(self.std)]
                     or [0.25] * c)
         self.clamp = limits.real("clamp", self.clamp, low=0, high=100, low_open=True)
         self.act_norm = limits.real("act_norm", self.act_norm, low=0, high=100, low_open=True)
@@ -203,20 +212,29 @@ class ModelConfig:
     @classmethod
     def from_json(cls, data: dict) -> ModelConfig:
         """The config saved by :meth:`to_json`; every field is checked (:mod:`ibinn.limits`)
-        before anything is built from it. Raises :class:`CheckpointError` naming the bad field."""
+        before anything is built from it, and must be there (but :data:`ADDED_LATER`), ``classes``,
+        ``mean`` and ``std`` in full. Raises :class:`CheckpointError` naming the bad field."""
         if not isinstance(data, dict):
             raise CheckpointError(f"a model config must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise CheckpointError(f"config has unknown fields {sorted(unknown)[:10]}"[:300])
+        missing = sorted(known - set(cls.ADDED_LATER) - set(data))
         data = dict(data)
         gamma = data.get("gamma", 1.0)
         data["gamma"] = math.inf if gamma in ("inf", "Infinity") else gamma
         try:
-            return cls(**data)
+            config = cls(**data)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"invalid model config: {err}") from err
+        if missing:  # a default in place of a stored value would change the model unannounced
+            raise CheckpointError(f"config lacks the fields {', '.join(missing[:10])}")
+        for name in ("classes", "mean", "std"):  # an empty list is a default only when building
+            if len(data[name]) != len(getattr(config, name)):
+                raise CheckpointError(f"invalid model config: {name} must have "
+                                      f"{len(getattr(config, name))} entries, got {len(data[name])}")
+        return config
 
 
 def _conv_subnet(width: int, stride: int = 1):
@@ -279,25 +297,79 @@ def _official_fc_subnet(width: int, dropout: float):
 _GLOBAL_RNG_LOCK = threading.RLock()
 
 
+class _PrivateGenerator(TorchDispatchMode):
+    """Give every random draw of the ops this thread runs ``generator`` in place of torch's global
+    one. Dispatch modes are thread-local, so another thread's draws never see it."""
+
+    def __init__(self, generator: torch.Generator):
+        super().__init__()
+        self.generator = generator
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        names = [a.name for a in func._schema.arguments]
+        if "generator" in names:
+            i = names.index("generator")
+            if i < len(args) and args[i] is None:
+                args = (*args[:i], self.generator, *args[i + 1:])
+            elif i >= len(args) and kwargs.get("generator") is None:
+                kwargs["generator"] = self.generator
+        elif torch.Tag.nondeterministic_seeded in func.tags:  # e.g. randn.default: its overload
+            name = "generator" if func._overloadname == "default" else f"{func._overloadname}_generator"
+            if not hasattr(func.overloadpacket, name):
+                raise RuntimeError(f"{func} draws from torch's global generator and has no "
+                                   f"overload taking one")
+            func, kwargs["generator"] = getattr(func.overloadpacket, name), self.generator
+        return func(*args, **kwargs)
+
+
+class _NumpyWith:
+    """numpy as a FrEIA module sees it during a build: ``np.random`` is a private RandomState."""
+
+    def __init__(self, random: np.random.RandomState):
+        self.random = random
+
+    def __getattr__(self, name: str):
+        return getattr(np, name)
+
+
+@contextlib.contextmanager
+def _private_numpy_in_freia(seed: int) -> Iterator[None]:
+    """FrEIA 0.2 draws its permutations from numpy's global RNG (``special_ortho_group.rvs``,
+    ``np.random.permutation``) and takes no generator: for the block, its two modules that draw
+    see a RandomState seeded with ``seed`` instead, which draws what the global RNG seeded alike
+    would. Module attributes are process-wide: hold ``_GLOBAL_RNG_LOCK``."""
+    import FrEIA.modules.all_in_one_block as all_in_one
+    import FrEIA.modules.fixed_transforms as fixed
+    from scipy import stats
+
+    private = np.random.RandomState(seed)
+    patches = [(all_in_one, "np", _NumpyWith(private)), (fixed, "np", _NumpyWith(private)),
+               (all_in_one, "special_ortho_group", type(stats.special_ortho_group)(seed=private))]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
+    try:
+        for module, name, value in patches:
+            setattr(module, name, value)
+        yield
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
+
+
 @contextlib.contextmanager
 def private_global_rng(seed: int) -> Iterator[None]:
-    """Run a block that must draw from the global numpy and torch (CPU) RNGs, seeded by ``seed``,
-    and put both back as they were afterwards.
+    """Run a block that initialises a model, its random numbers drawn from ``seed`` alone, without
+    touching the global random streams that other threads draw from.
 
-    FrEIA draws its permutations from numpy's global RNG and torch's layers initialise from
-    torch's; neither takes a generator. So that building or loading a model never changes the
-    random streams of its caller, and two threads building models at once never see each other's
-    seeds, the block runs under a process-wide lock and both states are restored.
+    Torch's layers initialise from torch's global generator and take no other: this thread's
+    draws go to a private ``torch.Generator`` seeded with ``seed`` instead (:class:`_PrivateGenerator`).
+    FrEIA's permutations come from a private numpy RandomState (:func:`_private_numpy_in_freia`).
+    Both draw the numbers that the global ones seeded with ``seed`` would, so a seed makes the
+    weights it always made.
     """
-    with _GLOBAL_RNG_LOCK:
-        np_state, torch_state = np.random.get_state(), torch.random.get_rng_state()
-        np.random.seed(seed)
-        torch.default_generator.manual_seed(seed)  # the CPU generator only: CUDA's is not touched
-        try:
-            yield
-        finally:
-            np.random.set_state(np_state)
-            torch.random.set_rng_state(torch_state)
+    with _GLOBAL_RNG_LOCK, _private_numpy_in_freia(seed), \
+            _PrivateGenerator(torch.Generator().manual_seed(seed)):
+        yield
 
 
 def build_inn(config: ModelConfig) -> Ff.SequenceINN:
@@ -481,6 +553,23 @@ class ImageClassifier(nn.Module, metaclass=abc.ABCMeta):
         """Checks of loaded weights beyond names, shapes and finite values, for
         :meth:`from_file`; raise :class:`CheckpointError`. None by default."""
 
+    def _check_outputs(self, path: str | Path) -> None:
+        """Weights that are finite one by one can still overflow together (a damaged exponent
+        byte: a scale of 1e35): every output on a few plain images (black, white, a ramp,
+        seeded noise) must be finite but log-posteriors, which may be -inf (probability 0), never
+        NaN. Raises :class:`CheckpointError`."""
+        c, h, w = self.config.image_shape
+        ramp = ((torch.arange(h)[:, None] + torch.arange(w)[None, :]) / (h + w)).expand(c, h, w)
+        noise = torch.rand(c, h, w, generator=torch.Generator().manual_seed(0))
+        probes = torch.stack([torch.zeros(c, h, w), torch.ones(c, h, w), ramp, noise])
+        with torch.no_grad():
+            out = self._infer_batch(self.normalization.normalize(probes.to(self.device)))
+        bad = [key for key, value in out.items()
+               if (value.isnan() if key == "log_posterior" else ~torch.isfinite(value)).any()]
+        if bad:
+            raise CheckpointError(f"{path}: the model's {', '.join(bad)} on plain test images are not "
+                                  f"finite: the weights are damaged or not this model's")
+
     # ------------------------------------------------------------------ inference
     def compile_inference(self) -> ImageClassifier:
         """Compile the per-batch inference of :meth:`infer` with ``torch.compile`` (dynamic batch
@@ -643,6 +732,7 @@ class ImageClassifier(nn.Module, metaclass=abc.ABCMeta):
         except (RuntimeError, ValueError, TypeError, IndexError) as err:
             raise CheckpointError(f"{path}: weights do not fit the model: {err}") from err
         model.eval()._check_loaded(path)
+        model._check_outputs(path)
         return model.to(device)
 
 

@@ -77,7 +77,7 @@ from .device import (
 )
 from .losses import MODES
 from .metrics import bits_per_dim
-from .model import IBINN, ImageClassifier, ModelConfig, initial_mean_radius
+from .model import IBINN, PRESETS, ImageClassifier, ModelConfig, initial_mean_radius
 
 #: Learning-rate schedules (:func:`lr_schedule`), the default first.
 SCHEDULES = ("linear", "cosine", "one-cycle", "step")
@@ -165,6 +165,7 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check_names(self)
         if self.model not in MODEL_TYPES:
             raise ValueError(f"unknown model {self.model!r}; known: {', '.join(MODEL_TYPES)}")
         if self.mode not in MODES:
@@ -255,6 +256,17 @@ RECIPE = ("optimizer", "lr", "lr_mu_factor", "weight_decay", "grad_clip", "label
 #: 2026-11): Adam with a 5 % warm-up and cosine decay, SGD with the paper's steps; no average.
 LEGACY_RECIPE = {"adam": {"schedule": "cosine", "warmup": 0.05, "ema": 0.0, "amp": False},
                  "sgd": {"schedule": "step", "warmup": 0.0, "ema": 0.0, "amp": False}}
+
+
+def _check_names(config: TrainConfig) -> None:
+    """The fields that name things are texts, checked when the config is made rather than once
+    the data is loaded (``dataset=NaN`` from a script got that far; ``model={}`` was a TypeError)."""
+    for name in ("dataset", "model", "preset", "mode", "device", "compile", "optimizer", "schedule"):
+        value = getattr(config, name)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a name, got {type(value).__name__} {value!r}"[:200])
+    if config.preset not in PRESETS:
+        raise ValueError(f"unknown preset {config.preset!r}; known: {', '.join(PRESETS)}"[:300])
 
 
 @dataclass

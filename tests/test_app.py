@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from ibinn import zoo
+from ibinn.jobs import FIRST_RUN
 from ibinn.train import TrainConfig, train
 
 pytest.importorskip("streamlit")
@@ -651,6 +652,30 @@ def test_train_page_reports_bad_settings_and_missing_data() -> None:
     assert any("Data missing" in e.value for e in at.error), [e.value for e in at.error]
     _submit(at, "apptest-outside", 0.1, dataset="imagefolder:<dir>", folder="/etc")
     assert any("only reads folders under" in e.value for e in at.error), [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("typed", ["pretrained/no-such-images", "pretrained", "runs/../pretrained/x/../."])
+def test_train_page_shows_a_folder_as_typed_never_the_servers_path(typed) -> None:
+    at = open_page("train")
+    _submit(at, "apptest-typed", 0.1, dataset="imagefolder:<dir>", folder=typed)
+    errors = [e.value for e in at.error]
+    assert any(e.startswith(f"Data missing: imagefolder:{typed}") for e in errors), errors
+    assert not any(str(zoo.PRETRAINED_DIR.parent) in e for e in errors), errors
+
+
+@pytest.mark.parametrize("epochs,gamma,words", [
+    (math.nan, "1", "Epochs must be a finite number"), (math.inf, "1", "Epochs must be a finite number"),
+    (-math.inf, "1", "Epochs must be a finite number"), (1000.0, "1", "Epochs must be a finite number"),
+    (1.0, "nan", "γ must be a finite number"), (1.0, "1e999", "γ must be a finite number"),
+    (1.0, "-inf", "γ must be a finite number"), (1.0, "abc", "γ must be a number")])
+def test_train_page_refuses_non_finite_numbers(epochs, gamma, words) -> None:
+    """Streamlit turns a NaN, ∞ or out-of-range number from the browser into the widget's default:
+    the page must refuse it, not queue a job of the default 40 epochs."""
+    at = open_page("train")
+    assert at.number_input(key="train_epochs").value == FIRST_RUN.epochs  # the first run's, as shown
+    _submit(at, "apptest-not-finite", epochs, gamma=gamma)
+    assert any(words in e.value for e in at.error), texts(at)
+    assert not at.success, texts(at)
 
 
 def test_train_page_refuses_jobs_over_the_limits() -> None:

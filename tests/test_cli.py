@@ -1,9 +1,13 @@
 import json
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ibinn
 from ibinn.cli import main
+from ibinn.device import resolve_device
 
 
 def test_train_then_info(tmp_path, capsys):
@@ -33,3 +37,56 @@ def test_arch_option_names_the_fields_it_knows(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--arch", "depth=3", "--out", str(tmp_path / "x")])
     assert "KEY one of levels, widths" in capsys.readouterr().err
+
+
+TINY = ["train", "--dataset", "demo:fashion-mnist", "--preset", "tiny", "--epochs", "0.1", "--device", "cpu",
+        "--quiet"]
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=12) | st.sampled_from(["tpu", "xla", "meta", "cuda:0", "cpu", "CPU", "cuda:x",
+                                                "mps", "", "auto:1", "vulkan", "ipu"]))
+def test_a_device_is_resolved_or_refused_with_the_valid_ones(spec):
+    try:
+        device = resolve_device(spec)
+    except ValueError as err:
+        assert "valid: auto, cpu, cuda" in str(err) or "available" in str(err), err
+    else:
+        assert device.type in ("cpu", "cuda", "mps")
+
+
+@pytest.mark.parametrize("option,value,words", [
+    ("--device", "tpu", "valid: auto, cpu, cuda"),
+    ("--out", "/proc/ibinn-x", "cannot create this folder"),
+])
+def test_cli_errors_are_one_line(tmp_path, capsys, option, value, words):
+    if value.startswith("/proc") and not Path("/proc/self").exists():
+        pytest.skip("no /proc here")
+    argv = [*TINY, "--out", str(tmp_path / "run"), option, value]
+    assert main(argv) == 2
+    assert words in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_out_naming_a_file_says_it_must_be_a_folder(tmp_path, capsys, below):
+    (tmp_path / "file").write_text("x")
+    assert main([*TINY, "--out", str(tmp_path / "file" / below)]) == 2
+    assert "--out must be a folder" in one_line_error(capsys)
+
+
+def test_resume_refuses_options_that_the_saved_run_would_override(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main([*TINY, "--out", out]) == 0
+    capsys.readouterr()
+    assert main([*TINY, "--out", out, "--resume", "--preset", "small", "--arch", "fc_width=8"]) == 2
+    err = one_line_error(capsys)
+    assert "--preset 'small' (the saved run has 'tiny')" in err and "--arch" in err
+    # the same settings again (a script repeating one command), or a new device: it continues
+    assert main([*TINY, "--out", out, "--resume", "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["preset"] == "tiny"

@@ -43,6 +43,24 @@ def test_imagefolder_reads_class_folders(tmp_path, demo_fm, monkeypatch):
     assert sorted(data.images.flatten().tolist()) == sorted(demo_fm.images[:6].flatten().tolist())
 
 
+def _damaged_image_folder(tmp_path):
+    (tmp_path / "damaged" / "a").mkdir(parents=True)
+    (tmp_path / "damaged" / "a" / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return tmp_path / "damaged"
+
+
+@pytest.mark.parametrize("folder", [lambda tmp: tmp / ("x" * 300), _damaged_image_folder])
+def test_an_unreadable_imagefolder_is_a_data_error(tmp_path, monkeypatch, folder):
+    """A name too long for the file system or a damaged image: a DataError, as a missing folder,
+    from the estimate (describe_dataset) and the load alike, not an OSError."""
+    monkeypatch.setenv("IBINN_DATA", str(tmp_path / "cache"))
+    name = f"imagefolder:{folder(tmp_path)}"
+    with pytest.raises(ibinn.DataError, match="cannot be read"):
+        D.describe_dataset(name)
+    with pytest.raises(ibinn.DataError, match="cannot be read"):
+        ibinn.load_dataset(name, split="all")
+
+
 def test_preprocessing(demo_fm):
     norm = D.Normalization(*D.channel_stats(demo_fm.images))
     x = D.to_unit(demo_fm.images[:32])

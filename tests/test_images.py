@@ -395,3 +395,49 @@ def test_damaged_images_give_an_image_or_an_image_error(data) -> None:
 @given(mutated(encoded_images()))
 def test_damaged_images_give_an_image_or_an_image_error_many(data) -> None:
     check_outcome(data)
+
+
+# =========================================================================== image_shape
+
+SMALL_PNG = encode(Image.new("RGB", (8, 6), (10, 200, 30)), "PNG")
+SHAPE_ENTRY = (st.integers(-2, 600) | st.sampled_from([1, 3, 2, 512, 513]) | st.floats(-1, 40)
+               | st.booleans() | st.none() | st.text(max_size=3))
+SHAPES = (st.tuples(st.sampled_from([1, 3]), st.integers(1, 64), st.integers(1, 64))
+          | st.lists(SHAPE_ENTRY, max_size=4) | st.lists(SHAPE_ENTRY, min_size=3, max_size=3).map(tuple))
+
+
+def valid_shape(shape) -> bool:
+    if not isinstance(shape, list | tuple) or len(shape) != 3:
+        return False
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):
+        return False
+    return shape[0] in (1, 3) and all(1 <= s <= 512 for s in shape[1:])
+
+
+@QUICK
+@given(SHAPES)
+def test_image_shape_is_checked_and_named(shape) -> None:
+    """A valid shape gives an array of that shape; any other is a ValueError (not an ImageError:
+    the image is fine) naming image_shape, from load_image and fit_image alike."""
+    image, _ = open_image(SMALL_PNG)
+    if valid_shape(shape):
+        for x in (load_image(SMALL_PNG, shape)[0], images.fit_image(image, shape)[0]):
+            assert x.shape == tuple(shape) and x.dtype == np.uint8
+        return
+    for call in (lambda: load_image(SMALL_PNG, shape), lambda: images.fit_image(image, shape)):
+        with pytest.raises(ValueError, match="image_shape") as err:
+            call()
+        assert not isinstance(err.value, ImageError), err.value
+
+
+@pytest.mark.parametrize("shape", [(0, 32, 32), (2, 32, 32), (5, 32, 32), (3.5, 32, 32), ("3", 32, 32),
+                                   (3, 0, 32), (3, -1, 32), (3, 32), (3, 32, 32, 1), (True, 32, 32)])
+def test_the_reported_shapes_name_image_shape(shape) -> None:
+    with pytest.raises(ValueError, match="image_shape") as err:
+        load_image(SMALL_PNG, shape)
+    assert not isinstance(err.value, ImageError)
+
+
+def test_a_bad_image_keeps_its_own_message_with_a_good_shape() -> None:
+    with pytest.raises(ImageError, match="damaged|not an image"):
+        load_image(b"GIF89a, or so it says", (3, 32, 32))

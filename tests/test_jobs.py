@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ibinn
 from ibinn.jobs import FIRST_RUN, Job, JobManager, JobRefused, estimate_minutes, safe_name, worker_threads
@@ -50,7 +55,7 @@ def test_run_names_never_leave_the_runs_folder(tmp_path, name):
 @pytest.mark.slow
 def test_a_job_trains_in_its_own_process_unaffected_by_the_server(tmp_path, managers):
     """The worker's weights equal an in-process run's, although the server builds models (which
-    seed and restore the global RNGs) and draws random numbers all the while."""
+    draw from private generators) and draws random numbers all the while."""
     manager = managers(tmp_path / "runs")
     job = manager.submit(TrainConfig(**QUICK), "isolated", owner="a")
     config = ibinn.ModelConfig.from_preset("tiny", (1, 28, 28), 10, seed=123)
@@ -88,6 +93,44 @@ def test_jobs_are_private_to_their_owner_and_limited(tmp_path, managers):
     assert manager.jobs("a")[1].status == "cancelled"
     manager.shutdown()
     assert wait(manager, "b", theirs.id).status == "cancelled"
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(per_session=st.integers(1, 4), total=st.integers(1, 12),
+       owners=st.lists(st.sampled_from("abcd"), min_size=2, max_size=24))
+def test_limits_hold_when_sessions_submit_at_once(monkeypatch, per_session, total, owners):
+    """Submissions that arrive together are counted together: each a thread released at once, with
+    a slow estimate between arrival and queueing (where the check and the add used to part)."""
+    def slow_estimate(config):
+        time.sleep(0.02)
+        return 1.0
+
+    monkeypatch.setattr("ibinn.jobs.estimate_minutes", slow_estimate)
+    limits = Limits(max_running_jobs=0, max_queued_per_session=per_session, max_queued_total=total)
+    with tempfile.TemporaryDirectory() as runs:
+        manager = JobManager(runs, limits)  # no job starts: all stay queued
+        start = threading.Barrier(len(owners))
+        accepted: list[str] = []
+
+        def submit(owner: str) -> None:
+            start.wait()
+            try:
+                manager.submit(TrainConfig(**QUICK), "run", owner)
+                accepted.append(owner)
+            except JobRefused:
+                pass
+
+        threads = [threading.Thread(target=submit, args=(owner,)) for owner in owners]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        manager.shutdown()
+    per_owner = Counter(accepted)
+    assert max(per_owner.values()) <= per_session and len(accepted) <= total, per_owner
+    # every refusal had a full limit behind it: as many accepted as the limits allow
+    assert len(accepted) == min(total, sum(min(per_session, n) for n in Counter(owners).values()))
+    assert len({j.name for o in per_owner for j in manager.jobs(o)}) == len(accepted)
 
 
 def test_a_job_over_the_time_limit_is_refused_before_it_starts(tmp_path, managers):

@@ -162,6 +162,14 @@ CRAFTED_CONFIGS = [
     ("unknown mode", _with(mode="gan"), "mode"),
     ("unknown downsampling", _with(downsampling="bicubic"), "downsampling"),
     ("classes not names", _with(classes=list(range(10))), "classes"),
+    # issue 25: a field that is empty, missing or out of range is refused, never a silent default
+    ("mean empty", _with(mean=[]), "mean"),
+    ("std empty", _with(std=[]), "std"),
+    ("classes empty", _with(classes=[]), "classes"),
+    ("std tiny", _with(std=[1e-300]), "std"),
+    ("mean huge", _with(mean=[1e300]), "mean"),
+    ("clamp missing", lambda config: json.dumps({k: v for k, v in config.items() if k != "clamp"}), "clamp"),
+    ("mean missing", lambda config: json.dumps({k: v for k, v in config.items() if k != "mean"}), "mean"),
 ]
 
 
@@ -219,6 +227,17 @@ def test_infinite_class_mean_is_refused(model_file, folder):
     tensors["mu"] = tensors["mu"].clone()
     tensors["mu"][2, 5] = math.inf
     assert re.search(r"\bmu\b", refusal(write(folder / "crafted.safetensors", config, tensors)))
+
+
+@pytest.mark.parametrize("scale", [1e35, 3e38])
+def test_finite_weights_whose_outputs_overflow_are_refused(model_file, folder, scale):
+    """Found by the issue-25 re-attack: one damaged exponent byte made the last block's global
+    scale 8e35; each weight finite, the file loaded and every posterior was NaN."""
+    config, tensors = read(model_file)
+    key = sorted(k for k in tensors if k.endswith("global_scale"))[-1]
+    tensors[key] = torch.full_like(tensors[key], scale)
+    message = refusal(write(folder / "crafted.safetensors", config, tensors))
+    assert "not finite" in message and "log_posterior" in message, message
 
 
 @pytest.mark.parametrize("damage", ["zeros", "repeat", "out of range", "negative", "float", "short"])
@@ -331,7 +350,7 @@ for arg in sys.argv[1:]:
     start = time.perf_counter()
     try:
         if arg.startswith("build:"):
-            model = ibinn.IBINN(ibinn.ModelConfig.from_json(json.loads(arg[6:])))
+            model = ibinn.IBINN(ibinn.ModelConfig(**json.loads(arg[6:])))
             outcome = f"built {model.num_parameters()}"
             del model
         else:
@@ -392,8 +411,8 @@ SIDE = st.sampled_from([1, 2, 4, 8, 16, 24, 32, 64, 512, 4096]) | st.integers(0,
 PLAUSIBLE = {
     "image_shape": st.tuples(st.sampled_from([1, 3, 2, 4]), SIDE, SIDE).map(list),
     "n_classes": st.integers(0, 2000), "classes": st.lists(st.text(max_size=8), max_size=12),
-    "mean": st.lists(st.floats(-1, 1), min_size=1, max_size=4),
-    "std": st.lists(st.floats(0, 1), min_size=1, max_size=4),
+    "mean": st.lists(st.floats(-1, 1.1), max_size=4),
+    "std": st.lists(st.floats(0, 1.1) | st.sampled_from([1e-300, 1e-5, 1e-4]), max_size=4),
     "levels": st.lists(st.integers(0, 120), min_size=1, max_size=7),
     "widths": st.lists(st.integers(1, 3000), min_size=1, max_size=7),
     "fc_blocks": st.integers(0, 20), "fc_width": st.integers(0, 20_000),
@@ -440,8 +459,16 @@ def check_config(data: tuple[dict, set[str]]) -> None:
         assert any(mentions(message, name) or repr(name) in message for name in names), (changed, message)
         event("refused")
         return
-    # accepted: within every limit, savable as strict JSON, and read back as the same config
+    # accepted: every field as stored (none missing but those added later, none defaulted),
+    # within every limit, savable as strict JSON, and read back as the same config
     saved = config.to_json()
+    assert set(FIELDS) - set(config_json) <= set(ibinn.ModelConfig.ADDED_LATER), changed
+    for key, value in config_json.items():
+        kept = json.loads(json.dumps(saved[key]))
+        if key == "gamma":
+            assert float(kept) == float(value), (value, kept)
+        else:
+            assert kept == json.loads(json.dumps(value)), (key, value, kept)
     fp = limits.check_model_config(saved)
     assert fp.model_mib <= LIMITS.max_model_mib
     assert fp.activation_mib_per_image <= LIMITS.max_activation_mib_per_image
@@ -485,8 +512,8 @@ def small_architectures(draw) -> dict:
 def check_architecture(arch: dict) -> None:
     """Accepted configs build, with exactly the parameters :func:`limits.footprint` counts."""
     try:
-        config = ibinn.ModelConfig.from_json(arch)
-    except ibinn.CheckpointError as err:
+        config = ibinn.ModelConfig(**arch)  # built in code: the fields it omits take their defaults
+    except ValueError as err:
         # only a size that cannot go through the levels' halvings, or more classes than pixels
         assert re.search(r"image_shape|n_classes", str(err)), str(err)
         event("refused")
@@ -1108,6 +1135,41 @@ def test_models_built_in_threads_are_those_built_alone():
         t.join()
     for a, b in zip(alone, threaded, strict=True):
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_building_in_one_thread_never_changes_another_threads_draws():
+    """A thread that seeds torch's and numpy's global RNGs and draws 400 numbers from each gets the
+    same numbers while another thread builds models: the builds draw from private generators, never
+    the global ones (which they used to seed for a moment and restore: 160 of 400 draws changed)."""
+    def draw(generator: torch.Generator | None = None) -> int:
+        return torch.empty((), dtype=torch.int64).random_(generator=generator).item()
+
+    reference, np_reference = torch.Generator().manual_seed(11), np.random.RandomState(11)
+    expected = [(draw(reference), np_reference.randint(2**31)) for _ in range(400)]
+    building, finished = threading.Event(), threading.Event()
+
+    def build() -> None:
+        config = ibinn.ModelConfig.from_preset("tiny", SHAPE, n_classes=10, seed=9)
+        while not finished.is_set():
+            ibinn.IBINN(config)
+            ResNetClassifier(config)
+            building.set()
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    try:
+        building.wait()
+        torch.manual_seed(11)
+        np.random.seed(11)
+        drawn = []
+        for _ in range(400):
+            drawn.append((draw(), np.random.randint(2**31)))
+            time.sleep(0.001)  # the builder's turn
+    finally:
+        finished.set()
+        builder.join()
+    changed = [sum(a[i] != b[i] for a, b in zip(drawn, expected, strict=True)) for i in (0, 1)]
+    assert changed == [0, 0], f"{changed[0]} torch and {changed[1]} numpy draws of 400 changed"
 
 
 def test_api_calls_with_a_seed_leave_the_global_rngs_alone(model, two_images):

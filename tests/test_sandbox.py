@@ -79,3 +79,32 @@ def test_any_text_is_refused_or_inside_the_roots_many(text):
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv(sandbox.TRUST_ENV, raising=False)
         _check(text)
+
+
+def _check_hidden(text: str) -> None:
+    try:
+        resolved = sandbox.allowed_path(text, "folder")
+    except sandbox.PathNotAllowed:
+        return
+    message = f"imagefolder:{resolved}: no images under {resolved / 'cat'} (nor in {sandbox.runs_dir()})"
+    shown = sandbox.hide_paths(message, {str(resolved): text.strip()})
+    for root in (sandbox.REPO, *sandbox.allowed_roots()):
+        assert str(root.resolve()) not in shown, (text, shown)
+    if not Path(text.strip()).is_absolute():
+        assert f"imagefolder:{text.strip()}:" in shown, (text, shown)
+
+
+@given(PATHS)
+@settings(max_examples=150, deadline=None)
+def test_messages_show_paths_as_typed_never_the_servers(text):
+    """A message about a typed path shows it as typed; any other path of an allowed folder
+    relative to it, never where the folder lies on the server."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(sandbox.TRUST_ENV, raising=False)
+        mp.delenv("IBINN_RUNS", raising=False)
+        mp.setenv("IBINN_DATA", "/tmp/ibinn-data-for-test")
+        _check_hidden(text)
+
+
+def test_the_allowed_folders_are_shown_by_their_names(fenced):
+    assert sandbox.hide_paths(f"{fenced}/x and {sandbox.REPO}/data/y") == "runs/x and data/y"

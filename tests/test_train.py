@@ -127,6 +127,29 @@ def test_bad_settings_are_rejected(tmp_path):
             _config(tmp_path, **{field: value})
 
 
+ODD_VALUES = (st.none() | st.booleans() | st.integers(-3, 3) | st.floats() | st.text(max_size=12)
+              | st.sampled_from(["tiny", "small", "paper", "demo:fashion-mnist", "cifar10", ""]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=st.sampled_from(["dataset", "model", "preset", "mode", "device", "compile", "optimizer",
+                              "epochs", "batch_size", "gamma", "lr", "sigma", "label_smoothing", "seed",
+                              "snapshots"]),
+       value=ODD_VALUES | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+def test_a_config_field_is_refused_or_kept_as_given(field, value):
+    """Any value of a field: a ValueError, or kept as given (names as names, numbers finite but γ)."""
+    try:
+        config = TrainConfig(**{field: value})
+    except ValueError:
+        return
+    kept = getattr(config, field)
+    assert kept == value and type(kept) is not bool, (field, value, kept)
+    if field in ("dataset", "model", "preset", "mode", "device", "compile", "optimizer"):
+        assert isinstance(kept, str) and kept
+    elif field != "gamma":
+        assert kept is None or np.isfinite(kept), (field, kept)
+
+
 def test_configs_saved_with_boolean_augment_still_load(tmp_path):
     saved = _config(tmp_path).to_json() | {"augment": True}
     assert TrainConfig.from_json(saved).augment == "flip-crop"

@@ -126,7 +126,7 @@ broken = common.scan_models()[1]
 if broken:
     with st.expander(f"{len(broken)} model file{'s' if len(broken) > 1 else ''} under runs/ cannot be "
                      f"used"):
-        st.markdown("\n".join(f"- `{name}`: {reason}" for name, reason in broken))
+        st.markdown("\n".join(f"- `{name}`: {common.hide_paths(reason)}" for name, reason in broken))
 
 st.subheader("Load a checkpoint")
 FLASH = "_models_flash"
@@ -138,7 +138,7 @@ def load_file(path, label: str | None = None) -> None:
         entry = common.add_model_file(path, label=label)
     except ibinn.CheckpointError as err:  # named as the visitor knows it, not by the server's path
         shown = label.removeprefix("upload · ") if label else common.display_path(path)
-        st.error(f"Could not load the checkpoint: {str(err).replace(str(path), shown)}")
+        st.error(f"Could not load the checkpoint: {common.hide_paths(str(err), {str(path): shown})}")
         return
     st.session_state[FLASH] = f"Loaded {entry.label}" + (
         "; it is now selected in the sidebar." if entry.kind == "ibinn" else " (a baseline: listed above).")

@@ -62,6 +62,24 @@ MODES = {"ib": "IB loss with γ", "lx-only": "γ = 0 (L_X only)", "ly-only": "γ
 MODELS = {"ibinn": "IB-INN (generative)", "resnet": "ResNet (discriminative)",
           "irevnet": "i-RevNet (invertible, discriminative)", "vib": "VIB (variational IB)"}
 
+EPOCHS = (0.1, 500.0)
+
+
+def parse_gamma(text: str) -> float:
+    """γ as typed: a finite number ≥ 0, or ``inf`` / ``∞`` spelled out (``1e999`` or ``nan`` is
+    refused, not read as ∞ or as nothing)."""
+    text = text.strip().lower()
+    if text in ("inf", "∞", "infinity"):
+        return math.inf
+    try:
+        gamma = float(text)
+    except ValueError:
+        raise ValueError(f"γ must be a number ≥ 0 or inf, not {text[:40]!r}") from None
+    if not (math.isfinite(gamma) and gamma >= 0):
+        raise ValueError(f"γ must be a finite number ≥ 0, or inf written out; not {text[:40]!r}")
+    return gamma
+
+
 manager = job_manager()
 owner = common.session_id()
 with st.form("train_form"):
@@ -74,7 +92,10 @@ with st.form("train_form"):
     mode = c2.selectbox("Loss", list(MODES), format_func=MODES.get, key="train_mode")
     gamma_text = c2.text_input("γ (for the IB loss; 'inf' allowed)", "1", key="train_gamma")
     preset = c3.selectbox("Preset", ["tiny", "small", "paper"], key="train_preset")
-    epochs = c3.number_input("Epochs", 0.1, 500.0, FIRST_RUN.epochs, 0.5, format="%g", key="train_epochs")
+    # no default in the widget but a first value in the session: Streamlit turns a NaN, ∞ or
+    # out-of-range value from the browser into the widget's default, which is then None, not 40
+    st.session_state.setdefault("train_epochs", FIRST_RUN.epochs)
+    epochs = c3.number_input("Epochs", EPOCHS[0], EPOCHS[1], None, 0.5, format="%g", key="train_epochs")
     device = c1.selectbox("Device", ["auto", "cpu", "cuda"], key="train_device")
     name = c2.text_input("Run name", "", key="train_name", placeholder="e.g. fm-gamma-0.1")
     model = c3.selectbox("Model", list(MODELS), format_func=MODELS.get, key="train_model",
@@ -83,15 +104,18 @@ with st.form("train_form"):
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:
+    typed: dict[str, str] = {}  # the server's resolved path → the folder as the visitor typed it
     try:
-        gamma = float(gamma_text.strip().replace("∞", "inf"))
-        if not gamma >= 0:
-            raise ValueError("γ must be ≥ 0 or inf")
+        gamma = parse_gamma(gamma_text)
+        if epochs is None:
+            raise ValueError(f"Epochs must be a finite number from {EPOCHS[0]:g} to {EPOCHS[1]:g}")
         ds = dataset
         if dataset == "imagefolder:<dir>":
             if not folder:
                 raise ValueError("give the folder for imagefolder:")
-            ds = f"imagefolder:{common.allowed_path(folder, 'folder')}"
+            resolved = common.allowed_path(folder, "folder")
+            typed[str(resolved)] = folder.strip()
+            ds = f"imagefolder:{resolved}"
         # the first run's settings (snapshots on; demo data in small batches, for steps enough to
         # watch) with the form's choices; compile stays "auto": only runs of 10+ minutes compile
         config = dataclasses.replace(
@@ -105,11 +129,11 @@ if submitted:
         st.success(f"Queued **{job.name}** (about {job.estimate_minutes:.1f} min of compute; "
                    f"writes to `runs/app/{job.name}`).")
     except JobRefused as err:
-        st.warning(f"Not started, a limit of this server: {err}")
+        st.warning(f"Not started, a limit of this server: {common.hide_paths(str(err), typed)}")
     except DataError as err:
-        st.error(f"Data missing: {err}")
+        st.error(f"Data missing: {common.hide_paths(str(err), typed)}")
     except (ValueError, common.PathNotAllowed) as err:
-        st.error(f"Invalid settings: {err}")
+        st.error(f"Invalid settings: {common.hide_paths(str(err), typed)}")
 
 
 def show(job) -> None:
@@ -117,13 +141,13 @@ def show(job) -> None:
         top = st.columns([3, 1])
         cfg = job.config
         what = common.gamma_text(cfg.mode, cfg.gamma) if cfg.model == "ibinn" else MODELS[cfg.model]
-        top[0].markdown(f"**{job.name}** · {cfg.dataset} · {what} · "
+        top[0].markdown(f"**{job.name}** · {common.hide_paths(cfg.dataset)} · {what} · "
                         f"{cfg.preset} · {cfg.epochs:g} epochs · **{job.status}**")
         if job.active and top[1].button("Cancel", key=f"cancel-{job.id}"):
             manager.cancel(job.id, owner)
             st.toast(f"Cancelling {job.name}…")
         if job.status == "failed":
-            st.error(f"**{job.error_kind}**: {job.error}")
+            st.error(f"**{job.error_kind}**: {common.hide_paths(job.error)}")
         latest = job.latest
         if job.status in ("running", "queued") or latest:
             elapsed = ((job.ended or time.time()) - job.started) if job.started else 0
@@ -159,7 +183,7 @@ def show(job) -> None:
                            f"it is listed on the **Models** page and joins the **γ comparison**.")
         elif job.status == "cancelled":
             st.warning(f"Cancelled; the last checkpoint is kept in runs/app/{job.name}"
-                       + (f" ({job.error})" if job.error else ""))
+                       + (f" ({common.hide_paths(job.error)})" if job.error else ""))
 
 
 ANNOUNCED = "_train_announced"
