@@ -564,7 +564,9 @@ def test_gamma_page_shows_the_claims_checked_on_the_familys_cards() -> None:
     family = at.multiselect(key="selected_models").value[0].split("/")[0]  # zoo keys: family/model
     cards = [c for c in zoo.list_models() if c.family == family]
     body = texts(at)
-    assert claims.markdown_claims(claims.check_claims(cards, family)).strip() in body
+    checks = claims.check_claims(cards, family)
+    assert claims.markdown_claims(checks).strip() in body
+    assert [c for c in checks if c.say]  # the shown family has sentences for class
     stale = claims.stale_note(cards, family)
     assert (stale in [w.value for w in at.warning]) if stale else not at.warning
 
