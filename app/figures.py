@@ -96,31 +96,71 @@ def image_grid(images: np.ndarray, row_labels: Sequence[str] = (), col_labels: S
     return fig
 
 
-def label_positions(xy: np.ndarray) -> list[str]:
-    """A text position per point that faces away from its nearest neighbour, so that the labels
-    of points close together go to opposite sides instead of on top of each other."""
-    xy = np.asarray(xy, dtype=np.float64)
-    if len(xy) < 2:
-        return ["top center"] * len(xy)
-    scale = np.ptp(xy, axis=0) + 1e-12  # compare directions on screen, not in data units
-    d = (xy[:, None] - xy[None]) / scale
-    dist = np.hypot(d[..., 0], d[..., 1]) + np.eye(len(xy)) * 1e9
-    away = d[np.arange(len(xy)), dist.argmin(1)]
-    return [("middle right" if dx > 0 else "middle left") if abs(dx) > abs(dy)
-            else ("top center" if dy > 0 else "bottom center") for dx, dy in away]
+#: Class-mean labels: font size, and the box that a character and a line of it take on screen (px).
+LABEL_FONT = 13
+LABEL_CHAR_PX, LABEL_LINE_PX = 7.5, 20.0
+
+
+def label_offsets(xy: np.ndarray, texts: Sequence[str],
+                  extent: tuple[tuple[float, float], tuple[float, float]] | None = None,
+                  plot_px: tuple[float, float] = (700.0, 450.0)) -> list[tuple[float, float]]:
+    """Where each point's label goes, as the pixel offset (right, down) of the label's centre from
+    the point, so that labels clear the other points and each other: the most crowded point
+    first, each label takes, among 16 directions just clear of its point (or 28 px further), the
+    spot whose box keeps the most room to every other point and every label placed so far.
+    ``extent``: the plot's x and y ranges (default: the points' own), drawn on ``plot_px`` pixels."""
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    if not len(xy):
+        return []
+    lo, hi = (np.array(extent, dtype=np.float64).T if extent is not None else (xy.min(0), xy.max(0)))
+    span = hi - lo
+    screen = (xy - lo) / np.where(span > 0, span, 1.0) * np.asarray(plot_px)
+    screen[:, 1] = plot_px[1] - screen[:, 1]  # y down
+    half = np.stack([np.array([len(t) for t in texts]) * LABEL_CHAR_PX + 8,
+                     np.full(len(xy), LABEL_LINE_PX)], axis=1) / 2  # each label's half box
+    angles = -np.pi / 2 + np.linspace(0, 2 * np.pi, 16, endpoint=False)  # up first
+    direction = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    gap = np.linalg.norm(screen[:, None] - screen[None], axis=-1) + np.eye(len(xy)) * 1e9
+    placed: dict[int, np.ndarray] = {}
+    for i in np.argsort(gap.min(1)):  # the most crowded point first
+        # the box's centre clears its own point (a star's radius, 8 px, plus 4) in every direction
+        steps = np.concatenate([direction * (half[i] + 12 + extra) for extra in (0, 28)])
+        centres = screen[i] + steps
+        others = [(screen[j], np.full(2, 8.0)) for j in range(len(xy)) if j != i]
+        others += [(c, half[j]) for j, c in placed.items()]
+        if others:  # room: how many box sizes the nearest obstacle is away (> 1: no overlap)
+            room = np.min([np.max(np.abs(centres - c) / (half[i] + h), axis=1) for c, h in others], axis=0)
+        else:
+            room = np.full(len(steps), np.inf)
+        score = np.minimum(room, 1.5) - np.repeat([0.0, 0.05], len(angles))  # near, if it fits
+        placed[int(i)] = centres[int(np.argmax(score))]
+    return [tuple(float(v) for v in placed[i] - screen[i]) for i in range(len(xy))]
+
+
+def mean_labels(mu_xy: np.ndarray, classes: Sequence[str],
+                extent: tuple[tuple[float, float], tuple[float, float]],
+                plot_px: tuple[float, float]) -> list[dict]:
+    """The class means' labels as boxed annotations, each placed by :func:`label_offsets` and tied
+    to its star by a line: on a dense cloud of points a bare label is unreadable."""
+    return [dict(x=x, y=y, text=name, ax=ax, ay=ay, showarrow=True, arrowhead=0, arrowwidth=1,
+                 arrowcolor="#444", font=dict(size=LABEL_FONT, color="black"),
+                 bgcolor="rgba(255,255,255,0.85)", bordercolor=class_color(k), borderwidth=1.5, borderpad=2)
+            for k, ((x, y), name, (ax, ay)) in enumerate(zip(
+                mu_xy, classes, label_offsets(mu_xy, classes, extent, plot_px), strict=True))]
 
 
 def latent_scatter(xy: np.ndarray, color_by: np.ndarray, classes: Sequence[str], mu_xy: np.ndarray,
                    confidence: np.ndarray, nll: np.ndarray, bits_per_dim: np.ndarray,
                    labels: np.ndarray, predicted: np.ndarray, axis_titles: tuple[str, str] = ("", ""),
                    title: str = "", height: int = 560, legend_below: bool = False,
-                   axis_ranges: tuple[tuple[float, float], tuple[float, float]] | None = None
-                   ) -> go.Figure:
+                   axis_ranges: tuple[tuple[float, float], tuple[float, float]] | None = None,
+                   plot_width: int = 700) -> go.Figure:
     """Demo-set latents in 2D, one trace per class of ``color_by`` (-1: not drawn), class means as
     large stars. ``customdata`` of every point starts with its index into the demo set, for
     selection events; the hover shows true and predicted class, top posterior and NLL.
     ``legend_below``: for narrow small multiples, whose plot a legend at the side squeezes.
-    ``axis_ranges``: fixed x and y ranges, so that small multiples share their scale."""
+    ``axis_ranges``: fixed x and y ranges, so that small multiples share their scale.
+    ``plot_width``: about how wide the plot area will be (px), to place the class means' labels."""
     fig = go.Figure()
     idx = np.arange(len(xy))
     for k, name in enumerate(classes):
@@ -137,11 +177,12 @@ def latent_scatter(xy: np.ndarray, color_by: np.ndarray, classes: Sequence[str],
                           "<br>NLL %{customdata[2]:.1f} nats (%{customdata[3]:.3f} bits/dim)"
                           "<extra></extra>"))
     fig.add_trace(go.Scatter(
-        x=mu_xy[:, 0], y=mu_xy[:, 1], mode="markers+text", name="class means μ_y",
-        text=list(classes), textposition=label_positions(mu_xy), textfont=dict(size=11),
+        x=mu_xy[:, 0], y=mu_xy[:, 1], mode="markers", name="class means μ_y", text=list(classes),
         marker=dict(size=16, symbol="star", color=[class_color(k) for k in range(len(classes))],
                     line=dict(width=1.5, color="black")),
         hovertemplate="μ of %{text}<extra></extra>"))
+    fig.update_layout(annotations=mean_labels(mu_xy, classes, axis_ranges or shared_ranges(xy, mu_xy),
+                                              (plot_width, height - (210 if legend_below else 100))))
     fig.update_layout(title=title or None, height=height,
                       margin=dict(l=10, r=10, t=50 if title else 36, b=10),  # room for the modebar
                       legend=dict(itemsizing="constant", **(dict(orientation="h", yanchor="top", y=-0.18)
@@ -182,12 +223,15 @@ def posterior_path(t: np.ndarray, proba: np.ndarray, classes: Sequence[str], tit
     (the others are too thin to see; the hover lists every class)."""
     fig = go.Figure()
     proba = np.asarray(proba)
+    shown = proba.max(0) >= 0.02
     for k, name in enumerate(classes):
         fig.add_trace(go.Scatter(x=t, y=proba[:, k], name=name, stackgroup="p", mode="lines",
-                                 line=dict(width=0.5, color=class_color(k)),
-                                 showlegend=bool(proba[:, k].max() >= 0.02),
+                                 line=dict(width=0.5, color=class_color(k)), showlegend=bool(shown[k]),
                                  hovertemplate=f"{name}: %{{y:.3f}}<extra></extra>"))
-    fig.update_layout(title=title or None, height=height + 60, yaxis_range=[0, 1],
+    # a long legend wraps to more rows in a narrow column: the figure grows with it, so that the
+    # plot (and with it the legend's distance below the axis title) keeps its height
+    fig.update_layout(title=title or None, height=height + 60 + 15 * max(0, int(shown.sum()) - 3),
+                      yaxis_range=[0, 1],
                       xaxis_title="t (0 = image A, 1 = image B)", yaxis_title="q(y | z)",
                       legend=dict(orientation="h", yanchor="top", y=-0.3, x=0),
                       margin=dict(l=10, r=10, t=40 if title else 30, b=10), hovermode="x unified")
@@ -323,9 +367,10 @@ def value_range(*arrays: np.ndarray) -> tuple[float, float]:
 
 def histograms(values: dict[str, np.ndarray], x_title: str, title: str = "",
                vlines: dict[str, float] | None = None, height: int = 300,
-               x_range: tuple[float, float] | None = None) -> go.Figure:
+               x_range: tuple[float, float] | None = None, legend_below: bool = False) -> go.Figure:
     """Overlaid normalised histograms, e.g. bits/dim in vs out of distribution; ``x_range``: a
-    fixed x range (and 50 bins across it), so that several histograms share one scale."""
+    fixed x range (and 50 bins across it), so that several histograms share one scale;
+    ``legend_below``: for a narrow column, whose plot a legend at the side squeezes."""
     fig = go.Figure()
     bins = None if x_range is None else dict(start=x_range[0], end=x_range[1],
                                              size=(x_range[1] - x_range[0]) / 50 or 1)
@@ -343,6 +388,8 @@ def histograms(values: dict[str, np.ndarray], x_title: str, title: str = "",
     fig.update_layout(barmode="overlay", height=height, title=title or None,
                       xaxis_title=x_title, yaxis_title="share of images",
                       margin=dict(l=10, r=10, t=50 if title or vlines else 30, b=10))
+    if legend_below:
+        fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.3, x=0))
     return fig
 
 
@@ -362,17 +409,20 @@ def training_curves(history: list[dict], keys: dict[str, str], per_row: int | No
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", showlegend=False,
                                      marker=dict(size=4)), **at)
         fig.update_xaxes(title_text="step", **at)
-    fig.update_layout(height=280 * rows, margin=dict(l=10, r=10, t=40, b=10))
+    # 60 px on top: the first row's panel titles stay clear of plotly's toolbar
+    fig.update_layout(height=280 * rows, margin=dict(l=10, r=10, t=60, b=10))
     return fig
 
 
 def latent_forming(xy: np.ndarray, mu_xy: np.ndarray, labels: np.ndarray, classes: Sequence[str],
-                   steps: np.ndarray, accuracy: np.ndarray, height: int = 520) -> go.Figure:
+                   steps: np.ndarray, accuracy: np.ndarray, height: int = 520,
+                   plot_width: int = 440) -> go.Figure:
     """The latent space forming during training: one frame per snapshot (images as points
     coloured by true class, class means as stars), with play / pause and a slider of steps; it
     opens on the last frame. Arrays as :func:`ibinn.train.load_snapshots` gives them, aligned by
     :func:`ibinn.explore.align_frames`; the axes hold every frame, so motion reads as motion.
-    Play runs from the first frame (the untrained model)."""
+    Play runs from the first frame (the untrained model). ``plot_width``: about how wide the plot
+    area will be (px), to place the means' labels."""
     n_frames = len(steps)
     colours = [class_color(k) for k in range(len(classes))]
 
@@ -382,28 +432,30 @@ def latent_forming(xy: np.ndarray, mu_xy: np.ndarray, labels: np.ndarray, classe
                              marker=dict(size=5, color=colours[k], opacity=0.6))
                   for k, name in enumerate(classes)]
         # the means carry the class names: no legend, so that a narrow column keeps its plot
-        return points + [go.Scatter(x=mu_xy[i, :, 0], y=mu_xy[i, :, 1], mode="markers+text",
-                                    name="μ_y", text=list(classes), textposition="top center",
-                                    textfont=dict(size=10), hovertemplate="μ of %{text}<extra></extra>",
+        return points + [go.Scatter(x=mu_xy[i, :, 0], y=mu_xy[i, :, 1], mode="markers",
+                                    name="μ_y", text=list(classes),
+                                    hovertemplate="μ of %{text}<extra></extra>",
                                     marker=dict(size=14, symbol="star", color=colours,
                                                 line=dict(width=1, color="black")))]
 
-    def title(i: int) -> dict:
-        return dict(text=f"step {int(steps[i])} · held-out accuracy {accuracy[i]:.0%}", x=0.01)
+    x_range, y_range = shared_ranges(xy.reshape(-1, 2)[np.isfinite(xy.reshape(-1, 2)).all(1)],
+                                       mu_xy.reshape(-1, 2))
+
+    def layout(i: int) -> dict:  # each frame's title and its means' labels
+        return dict(title=dict(text=f"step {int(steps[i])} · held-out accuracy {accuracy[i]:.0%}", x=0.01),
+                    annotations=mean_labels(mu_xy[i], classes, (x_range, y_range),
+                                            (plot_width, height - 60)))
 
     last = n_frames - 1
     fig = go.Figure(traces(last))
-    fig.frames = [go.Frame(name=str(i), data=traces(i), layout=dict(title=title(i)))
-                  for i in range(n_frames)]
+    fig.frames = [go.Frame(name=str(i), data=traces(i), layout=layout(i)) for i in range(n_frames)]
     every = math.ceil(n_frames / 6)  # about six step numbers under the slider: more would overlap
     slider = [dict(method="animate", label=str(int(steps[i])) if i % every == 0 or i == last else "",
                    args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                         transition=dict(duration=0))])
               for i in range(n_frames)]
-    x_range, y_range = shared_ranges(xy.reshape(-1, 2)[np.isfinite(xy.reshape(-1, 2)).all(1)],
-                                       mu_xy.reshape(-1, 2))
     fig.update_layout(height=height + 110, margin=dict(l=10, r=10, t=40, b=150), showlegend=False,
-                      title=title(last),
+                      **layout(last),
                       xaxis=dict(range=x_range, title="PC 1 of μ_y"),
                       yaxis=dict(range=y_range, title="PC 2 of μ_y"),
                       **_player(slider, None, active=last, frame_ms=300, from_start=True, stacked=True))
@@ -432,7 +484,7 @@ def confusion_heatmap(counts: np.ndarray, classes: Sequence[str], height: int = 
 
 def versus_curves(strengths: np.ndarray, series: dict[str, dict[str, np.ndarray]],
                   bands: dict[str, tuple[float, float]], strength_label: str,
-                  missing: dict[str, str], height: int = 520) -> go.Figure:
+                  missing: dict[str, str], height: int = 600) -> go.Figure:
     """Scores of several models against one distortion's strength, a 2 × 2 grid of panels.
 
     ``series`` maps a model to its panels (name → values per strength); a panel whose values are
@@ -450,8 +502,9 @@ def versus_curves(strengths: np.ndarray, series: dict[str, dict[str, np.ndarray]
                               f"{missing.get(panel, 'not available')}</span>"
                               for model, scores in series.items() if np.isnan(values_of(scores, panel)).all())
               for panel in panels]
+    # room between the rows for the first row's axis title and a second row's title of two lines
     fig = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.1,
-                        vertical_spacing=0.24)
+                        vertical_spacing=0.3)
     shapes = []
     for i, panel in enumerate(panels, start=1):
         row, col = (i - 1) // 2 + 1, (i - 1) % 2 + 1

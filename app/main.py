@@ -35,10 +35,14 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-# the sidebar's model chips show their whole name (Streamlit cuts a chip's text at a fixed width)
+# the sidebar's model chips show their whole name, wrapped where it is longer than the chip can be
+# (Streamlit cuts a chip's text with an ellipsis): older Streamlit draws chips as baseweb tags,
+# 1.67 as span[data-tag]
 st.html("<style>[data-testid='stSidebar'] [data-baseweb='tag'] {max-width: none; height: auto;}"
-        "[data-testid='stSidebar'] [data-baseweb='tag'] span {max-width: none; overflow: visible;"
-        " white-space: normal; text-overflow: clip;}</style>")
+        "[data-testid='stSidebar'] span[data-tag] {height: auto;}"
+        "[data-testid='stSidebar'] [data-baseweb='tag'] span, [data-testid='stSidebar'] span[data-tag] > span"
+        " {max-width: none; overflow: visible; white-space: normal; text-overflow: clip;"
+        " overflow-wrap: anywhere;}</style>")
 st.sidebar.title("IB-INN Explorer")
 common.model_selector()
 st.sidebar.caption("Generative classifiers trained with the Information Bottleneck "

@@ -2,7 +2,8 @@
 
 Each claim becomes a :class:`ClaimCheck`: the paper's figure (from Table 1 of Ardizzone et al.,
 NeurIPS 2020, on CIFAR-10), ours (from the cards' full-test-set metrics), an explicit rule, whether
-the rule holds, and, where it does not, a one-line reason quoting the measurement that breaks it.
+the rule holds, and, where it does not, a one-line reason quoting the measurement that breaks it and
+one plain sentence a teacher can say in class, built from the same measurements and Table 1's.
 
 Trends over γ are judged by the sign of Spearman's rank correlation between γ and the metric over
 the IB-INN cards (γ = ∞ ranks above every finite γ); comparisons between models by a strict
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .evaluate import CONVENTIONS
+from .ood import set_label
 from .zoo import ModelCard
 
 #: Modes of the IB-INN's γ sweep (class-NLL is a different loss, not a point of the sweep).
@@ -33,6 +35,13 @@ SWEEP_MODES = ("ib", "lx-only", "ly-only")
 FAR_WORSE_FACTOR = 2.0
 #: Table 1's CIFAR-10 test errors (%) of class-NLL and of the IB-INN at γ = 1.
 PAPER_ERROR = {"class-nll": 61.75, "gamma-1": 10.27}
+#: Table 1's average OoD entropy increase (nats) of the IB-INN at γ = 1.
+PAPER_ENTROPY_INCREASE = 0.38
+#: Table 1's figures of γ = 1 and of each discriminative baseline, by card metric.
+PAPER_BASELINES = {
+    "test/calibration_geo_mean": (1.26, {"vib": 6.66, "resnet": 6.23, "irevnet": 4.19}),
+    "ood_average/entropy_increase": (PAPER_ENTROPY_INCREASE, {"vib": 0.17, "resnet": 0.18, "irevnet": 0.24}),
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class ClaimCheck:
     rule: str  #: the explicit test that decides ``holds``
     holds: bool | None  #: None: the cards needed for the rule are missing
     reason: str = ""  #: for a claim that does not hold (or cannot be checked): why, measured
+    say: str = ""  #: for a claim that does not hold: one plain sentence for a class, measured
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -71,8 +81,16 @@ def _sweep(cards: list[ModelCard], metric: Callable[[dict], float | None],
     return sorted((g, v) for g, v in points if v is not None)
 
 
-def _trend(claim: str, paper: str, cards: list[ModelCard], metric: Callable[[dict], float | None],
-           unit: str, rising: bool, smallest: float) -> ClaimCheck:
+def _at(gamma: float) -> str:
+    return "γ → ∞" if math.isinf(gamma) else f"γ = {gamma:g}"
+
+
+def _trend(claim: str, noun: str, source: str, paper_points: tuple[tuple[float, float], ...],
+           cards: list[ModelCard], metric: Callable[[dict], float | None], unit: str, rising: bool,
+           smallest: float, suffix: str = "") -> ClaimCheck:
+    """``noun`` (e.g. "the calibration error") rises (``rising``) or falls with γ over the sweep;
+    ``paper_points`` are Table 1's (γ, value), quoted after ``source`` (then ``suffix``)."""
+    paper = f"{source}: " + " → ".join(f"{v:.2f}{unit} ({_at(g)})" for g, v in paper_points) + suffix
     points = _sweep(cards, metric, smallest)
     span = f"γ = {_gamma_text(points[0][0])} … {_gamma_text(points[-1][0])}" if points else "γ"
     rule = f"Spearman ρ(γ, value) {'>' if rising else '<'} 0 over {span}"
@@ -82,14 +100,21 @@ def _trend(claim: str, paper: str, cards: list[ModelCard], metric: Callable[[dic
                           f"only {len(points)} sweep card(s) with this metric")
     rho = spearman([g for g, _ in points], [v for _, v in points])
     holds = rho > 0 if rising else rho < 0
-    reason = ""
+    reason = say = ""
     if not holds:  # the adjacent pair of γ that goes most against the claimed direction
         steps = [(b[1] - a[1] if rising else a[1] - b[1], a, b)
                  for a, b in zip(points, points[1:], strict=False)]
         _, a, b = min(steps)
         reason = (f"ρ = {rho:+.2f}: from γ = {_gamma_text(a[0])} to {_gamma_text(b[0])} it goes "
                   f"{a[1]:.2f}{unit} → {b[1]:.2f}{unit}")
-    return ClaimCheck(claim, paper, f"{ours} (ρ = {rho:+.2f})", rule, holds, reason)
+        values = [v for _, v in points]
+        (g0, p0), (g1, p1) = paper_points[0], paper_points[-1]
+        say = (f"Here {noun} {'falls' if rising else 'rises'} from {a[1]:.2f}{unit} at "
+               f"{_at(a[0])} to {b[1]:.2f}{unit} at {_at(b[0])} instead of "
+               f"{'rising' if rising else 'falling'}: across {span} it stays within "
+               f"{min(values):.2f}–{max(values):.2f}{unit}, where the paper's goes from "
+               f"{p0:.2f}{unit} ({_at(g0)}) to {p1:.2f}{unit} ({_at(g1)}).")
+    return ClaimCheck(claim, paper, f"{ours} (ρ = {rho:+.2f})", rule, holds, reason, say)
 
 
 def _card(cards: list[ModelCard], kind: str, mode: str, gamma: float | None = None) -> ModelCard | None:
@@ -97,9 +122,20 @@ def _card(cards: list[ModelCard], kind: str, mode: str, gamma: float | None = No
                  and (gamma is None or c.gamma == gamma)), None)
 
 
-def _beats_baselines(claim: str, paper: str, cards: list[ModelCard], key: str, unit: str,
-                     lower_is_better: bool) -> ClaimCheck:
-    """γ = 1 against every discriminative baseline of the family on one metric."""
+def _model_name(kind: str) -> str:
+    """A baseline's name as the paper writes it ("ResNet", "i-RevNet", "VIB")."""
+    from .baselines import BASELINES  # here: `import ibinn` stays quick
+
+    return BASELINES[kind].title.split(" (")[0] if kind in BASELINES else kind
+
+
+def _beats_baselines(claim: str, source: str, cards: list[ModelCard], key: str, unit: str,
+                     lower_is_better: bool, better: str, as_good: str) -> ClaimCheck:
+    """γ = 1 against every discriminative baseline of the family on one metric; ``better`` (e.g.
+    "better calibrated") and ``as_good`` ("as well calibrated") say a baseline's win in words."""
+    paper_mine, paper_theirs = PAPER_BASELINES[key]
+    paper = (f"{source}: {paper_mine:.2f}{unit} vs "
+             + ", ".join(f"{_model_name(k)} {v:.2f}" for k, v in paper_theirs.items()) + unit)
     word = "lower" if lower_is_better else "higher"
     rule = f"γ = 1 strictly {word} than every baseline's"
     ibinn = _card(cards, "ibinn", "ib", 1.0)
@@ -117,7 +153,19 @@ def _beats_baselines(claim: str, paper: str, cards: list[ModelCard], key: str, u
     beaten = {k: v for k, v in values.items() if (v <= mine if lower_is_better else v >= mine)}
     reason = "; ".join(f"{k} {v:.2f}{unit} is not {'above' if lower_is_better else 'below'} "
                        f"γ = 1's {mine:.2f}{unit}" for k, v in beaten.items())
-    return ClaimCheck(claim, paper, ours, rule, not beaten, reason)
+    say = ""
+    if beaten:
+        names = " and ".join(f"the {_model_name(k)}" for k in beaten)
+        in_paper = " and ".join(f"the {_model_name(k)}'s {paper_theirs[k]:.2f}" for k in beaten
+                             if k in paper_theirs)
+        strictly = all(f"{v:.2f}" != f"{mine:.2f}" for v in beaten.values())  # as the reader sees them
+        say = (f"Here {names} {'is' if len(beaten) == 1 else 'are'} "
+               + (f"{better} than" if strictly else f"at least {as_good} as") + " γ = 1 ("
+               + ", ".join(f"{_model_name(k)} {v:.2f}" for k, v in beaten.items())
+               + f" against γ = 1's {mine:.2f}{unit})"
+               + (f", where in the paper γ = 1's {paper_mine:.2f}{unit} beats {in_paper}" if in_paper
+                  else "") + ".")
+    return ClaimCheck(claim, paper, ours, rule, not beaten, reason, say)
 
 
 def check_claims(cards: list[ModelCard], family: str) -> list[ClaimCheck]:
@@ -131,26 +179,27 @@ def check_claims(cards: list[ModelCard], family: str) -> list[ClaimCheck]:
         return m.get("ood_average", {}).get("auc_typicality")
 
     checks = [
-        _trend("Classification error falls as γ grows",
-               "Table 1: 10.27 % (γ = 1) → 8.72 % (γ → ∞); Fig. 6", cards, test("error"), " %",
-               rising=False, smallest=0.1),
-        _trend("Bits/dim rise as γ grows",
-               "Table 1: 4.80 (γ = 0), 5.25 (γ = 1), 17.27 (γ → ∞)", cards, test("bits_per_dim"),
-               "", rising=True, smallest=0.0),
-        _trend("Calibration error rises from small to large γ",
-               "Table 1 (geo-mean): 1.26 % (γ = 1) → 3.98 % (γ → ∞); Fig. 6", cards,
-               test("calibration_geo_mean"), " %", rising=True, smallest=0.1),
-        _trend("OoD detection weakens as γ grows",
-               "Table 1 (AUC geo-mean): 74.51 (γ = 0), 68.76 (γ = 1), 61.25 (γ → ∞)", cards, auc,
-               "", rising=False, smallest=0.0),
+        _trend("Classification error falls as γ grows", "the classification error", "Table 1",
+               ((1.0, PAPER_ERROR["gamma-1"]), (math.inf, 8.72)), cards, test("error"), " %",
+               rising=False, smallest=0.1, suffix="; Fig. 6"),
+        _trend("Bits/dim rise as γ grows", "the bits/dim", "Table 1",
+               ((0.0, 4.80), (1.0, 5.25), (math.inf, 17.27)), cards, test("bits_per_dim"), "",
+               rising=True, smallest=0.0),
+        _trend("Calibration error rises from small to large γ", "the calibration error",
+               "Table 1 (geo-mean)", ((1.0, PAPER_BASELINES["test/calibration_geo_mean"][0]),
+                                      (math.inf, 3.98)),
+               cards, test("calibration_geo_mean"), " %", rising=True, smallest=0.1, suffix="; Fig. 6"),
+        _trend("OoD detection weakens as γ grows", "the OoD AUC", "Table 1 (AUC geo-mean)",
+               ((0.0, 74.51), (1.0, 68.76), (math.inf, 61.25)), cards, auc, "", rising=False,
+               smallest=0.0),
         _class_nll_far_worse(cards),
         _beats_baselines("γ = 1 is better calibrated than every discriminative baseline",
-                         "Table 1 (geo-mean): 1.26 % vs VIB 6.66, ResNet 6.23, i-RevNet 4.19 %",
-                         cards, "test/calibration_geo_mean", " %", lower_is_better=True),
+                         "Table 1 (geo-mean)", cards, "test/calibration_geo_mean", " %",
+                         lower_is_better=True, better="better calibrated", as_good="as well calibrated"),
         _entropy_increase_positive(cards),
-        _beats_baselines("γ = 1's OoD entropy increase beats the baselines'",
-                         "Table 1: 0.38 vs VIB 0.17, ResNet 0.18, i-RevNet 0.24 nats",
-                         cards, "ood_average/entropy_increase", "", lower_is_better=False),
+        _beats_baselines("γ = 1's OoD entropy increase beats the baselines'", "Table 1", cards,
+                         "ood_average/entropy_increase", " nats", lower_is_better=False,
+                         better="more uncertain on OoD data", as_good="as uncertain on OoD data"),
     ]
     return checks
 
@@ -164,16 +213,26 @@ def _class_nll_far_worse(cards: list[ModelCard]) -> ClaimCheck:
         return ClaimCheck(claim, paper, "–", rule, None, "no class-NLL or no γ = 1 card")
     a, b = nll.metrics["test"]["error"], ibinn.metrics["test"]["error"]
     holds = a > FAR_WORSE_FACTOR * b
-    reason = "" if holds else (
-        f"class-NLL errs only {a / b:.2f}× as often ({a:.2f} % vs {b:.2f} %): against Table 1, "
-        f"class-NLL errs {a / PAPER_ERROR['class-nll']:.2f}× and γ = 1 "
-        f"{b / PAPER_ERROR['gamma-1']:.2f}× as often as the paper's")
-    return ClaimCheck(claim, paper, f"{a:.2f} % vs {b:.2f} %", rule, holds, reason)
+    pa, pb = PAPER_ERROR["class-nll"], PAPER_ERROR["gamma-1"]
+    reason = say = ""
+    if not holds:
+        reason = (f"class-NLL errs only {a / b:.2f}× as often ({a:.2f} % vs {b:.2f} %): against "
+                  f"Table 1, class-NLL errs {a / pa:.2f}× and γ = 1 {b / pb:.2f}× as often as the paper's")
+        # the gap closes as γ = 1 errs more or class-NLL less than Table 1's (b / pb > a / pa): the
+        # sentence names the model further from its Table 1 error, as a factor
+        because = (
+            f"our γ = 1 model falls short of the paper's: {b:.0f} % error where the paper reaches "
+            f"{pb:.0f} % (class-NLL: {a:.0f} % against the paper's {pa:.0f} %)"
+            if abs(math.log(b / pb)) >= abs(math.log(a / pa)) else
+            f"our class-NLL model classifies better than the paper's: {a:.0f} % error where the "
+            f"paper's errs {pa:.0f} % (γ = 1: {b:.0f} % against the paper's {pb:.0f} %)")
+        say = f"Here the class-NLL model errs only {a / b:.1f}× as often as γ = 1, because {because}."
+    return ClaimCheck(claim, paper, f"{a:.2f} % vs {b:.2f} %", rule, holds, reason, say)
 
 
 def _entropy_increase_positive(cards: list[ModelCard]) -> ClaimCheck:
     claim = "γ = 1 predicts more uncertainly on OoD data"
-    paper = "Table 1: +0.38 nats (average), positive on every set"
+    paper = f"Table 1: {PAPER_ENTROPY_INCREASE:+.2f} nats (average), positive on every set"
     rule = "average entropy increase (γ = 1) > 0"
     ibinn = _card(cards, "ibinn", "ib", 1.0)
     value = ibinn.metrics.get("ood_average", {}).get("entropy_increase") if ibinn else None
@@ -183,8 +242,15 @@ def _entropy_increase_positive(cards: list[ModelCard]) -> ClaimCheck:
     per_set = {s: ibinn.metrics["ood"][s]["entropy_increase"] for s in averaged}
     ours = f"{value:+.2f} nats (" + ", ".join(f"{s} {v:+.2f}" for s, v in per_set.items()) + ")"
     negative = [s for s, v in per_set.items() if v <= 0]
-    reason = "" if value > 0 else f"not positive on {', '.join(negative)}"
-    return ClaimCheck(claim, paper, ours, rule, value > 0, reason)
+    reason = say = ""
+    if value <= 0:
+        reason = f"not positive on {', '.join(negative)}"
+        sets = " and ".join(f"{set_label(s)} ({per_set[s]:+.2f} nats)" for s in negative)
+        than = "more confident on" if all(per_set[s] < 0 for s in negative) else "no less confident on"
+        say = (f"Here γ = 1 is {than} {sets} than on the test images, which pulls its "
+               f"average entropy increase to {value:+.2f} nats, where the paper's is "
+               f"{PAPER_ENTROPY_INCREASE:+.2f} nats and positive on every set.")
+    return ClaimCheck(claim, paper, ours, rule, value > 0, reason, say)
 
 
 def stale_note(cards: list[ModelCard], family: str) -> str:
@@ -198,11 +264,14 @@ def stale_note(cards: list[ModelCard], family: str) -> str:
 
 
 def markdown_claims(checks: list[ClaimCheck]) -> str:
-    """The checks as one Markdown table."""
+    """The checks as one Markdown table, then the sentence for class of each claim that does not hold."""
     mark = {True: "✓ holds", False: "✗ does not hold", None: "– not checked"}
     lines = ["| Claim | Paper (CIFAR-10) | Ours | Rule | Holds | Why not |", "|---|---|---|---|---|---|"]
     lines += [f"| {c.claim} | {c.paper} | {c.ours} | {c.rule} | {mark[c.holds]} | {c.reason} |"
               for c in checks]
+    if sayings := [c for c in checks if c.say]:
+        lines += ["", "In class, one sentence for each claim that does not hold:", ""]
+        lines += [f"- *{c.claim}.* {c.say}" for c in sayings]
     return "\n".join(lines) + "\n"
 
 

@@ -188,11 +188,11 @@ def gamma_curves(rows: list[dict], baselines: dict[str, dict] | None = None, tit
     if note:
         title = f"{title}<br><sup>{note}</sup>" if title else f"<sup>{note}</sup>"
     # 60 px even without a title: the first row's panel titles stay clear of plotly's toolbar
-    top, bottom = 90 if note else 60, 70
+    top, bottom = 90 if note else 60, 85
     height = 300 * nrows + top
-    # the legend sits below the last row's axis title: 50 px, as a fraction of the plotting area
+    # the legend sits below the last row's axis title: 62 px, as a fraction of the plotting area
     fig.update_layout(height=height, title=title or None, margin=dict(l=10, r=10, t=top, b=bottom),
-                      legend=dict(orientation="h", yanchor="top", y=-50 / (height - top - bottom),
+                      legend=dict(orientation="h", yanchor="top", y=-62 / (height - top - bottom),
                                   x=0, title_text="discriminative baselines"))
     return fig
 

@@ -565,7 +565,9 @@ def test_gamma_page_shows_the_claims_checked_on_the_familys_cards() -> None:
     family = at.multiselect(key="selected_models").value[0].split("/")[0]  # zoo keys: family/model
     cards = [c for c in zoo.list_models() if c.family == family]
     body = texts(at)
-    assert claims.markdown_claims(claims.check_claims(cards, family)).strip() in body
+    checks = claims.check_claims(cards, family)
+    assert claims.markdown_claims(checks).strip() in body
+    assert [c for c in checks if c.say]  # the shown family has sentences for class
     stale = claims.stale_note(cards, family)
     assert (stale in [w.value for w in at.warning]) if stale else not at.warning
 
@@ -767,14 +769,27 @@ def test_dashboard_checks_bundled_models_against_the_manifest(tmp_path, monkeypa
         common.load_model(str(weights), 2.0)
 
 
-def test_class_mean_labels_face_away_from_their_nearest_neighbour() -> None:
+def test_class_mean_labels_clear_the_stars_and_each_other() -> None:
     import sys
 
     sys.path.insert(0, str(APP.parent))
     import figures
 
-    # two stars side by side and one far above: the pair's labels go to opposite sides
-    xy = np.array([[0.0, 0.0], [0.1, 0.0], [0.05, 5.0]])
-    assert figures.label_positions(xy) == ["middle left", "middle right", "top center"]
-    assert figures.label_positions(xy[:1]) == ["top center"]
+    # four stars within a few pixels of each other (as γ = ∞'s means in a wide cloud) and one apart
+    xy = np.array([[0.0, 0.0], [0.01, 0.0], [0.0, 0.01], [0.01, 0.01], [0.5, 0.9]])
+    texts = ["Trouser", "Sandal", "Ankle boot", "Bag", "Coat"]
+    extent, plot_px = ((-1.0, 1.0), (-1.0, 1.0)), (700.0, 450.0)
+    offsets = np.array(figures.label_offsets(xy, texts, extent, plot_px))
+    screen = (xy + 1) / 2 * plot_px * [1, -1]  # y down
+    centres = screen + offsets
+    half = np.stack([[len(t) * figures.LABEL_CHAR_PX + 8 for t in texts],
+                     [figures.LABEL_LINE_PX] * len(texts)], axis=1) / 2
+    for i in range(len(xy)):
+        for j in range(len(xy)):  # no label box covers a star (8 px), its own or another
+            assert np.any(np.abs(centres[i] - screen[j]) >= half[i] + 8), (texts[i], texts[j])
+            if j > i:  # nor another label
+                assert np.any(np.abs(centres[i] - centres[j]) >= half[i] + half[j]), (texts[i], texts[j])
+    assert np.hypot(*offsets[4]) < 60  # a star apart keeps its label close
+    alone = figures.label_offsets(xy[:1], texts[:1])  # a lone star's label goes right above it
+    assert alone == [(pytest.approx(0.0, abs=1e-9), -(figures.LABEL_LINE_PX / 2 + 12))]
     assert figures.value_range(np.array([3.0, np.nan]), np.array([-1.0])) == (-1.0, 3.0)

@@ -44,7 +44,9 @@ def test_versus_page_compares_the_default_pair() -> None:
     assert {"versus_trajectory", "versus_reliability", "versus_entropy_ibinn",
             "versus_entropy_resnet", "versus_bars_ibinn", "versus_bars_resnet"} <= set(figs)
     notes = [a["text"] for a in figs["versus_trajectory"]["layout"]["annotations"]]
-    assert "ResNet: no likelihood p(x), so no bits/dim" in notes  # said on the chart, not blank
+    # said on the chart (under the panel's title), not left blank
+    assert any(n.startswith("bits/dim<br>") and "ResNet: no likelihood p(x), so no bits/dim" in n
+               for n in notes), notes
     traces = {t["name"] for t in figs["versus_reliability"]["data"]}
     assert any(name.startswith("ResNet (ECE ") for name in traces)
     aucs = frame(at, "versus_aucs")

@@ -106,7 +106,8 @@ st.subheader("The paper's claims on these cards")
 claims_table, stale = common.zoo_claims(family)
 if claims_table:
     st.caption("Each qualitative claim of the paper (its figures: Table 1, CIFAR-10), checked on the "
-               "cards of this data set by the rule beside it; `ibinn zoo --claims` prints the same.")
+               "cards of this data set by the rule beside it, and below the table one sentence to say in "
+               "class for each claim that does not hold; `ibinn zoo --claims` prints the same.")
     st.markdown(claims_table)
     if stale:
         st.warning(stale)

@@ -68,14 +68,18 @@ t = paths[same[0].key].t
 names = [e.gamma_text for e in same]
 if len(set(names)) < len(names):
     names = [e.label for e in same]
+# one row of a few images: as large as the page's width allows (up to 110 px each), for a projector
 st.plotly_chart(common.figure(figures.image_grid, rows, names if len(same) > 1 else [],
-                                   [f"{x:.2f}" for x in t], title="Decoded latent interpolation, t ="),
+                                   [f"{x:.2f}" for x in t], title="Decoded latent interpolation, t =",
+                                   cell_px=min(110, 880 // len(t))),
                 width="content", key="interp_grid")
 cols = st.columns(min(3, len(same)))
 for k, entry in enumerate(same):
     with cols[k % len(cols)]:
         # the title above the chart, not in it: the chart's toolbar would cover it in a narrow column
-        st.markdown(f"**Posterior along the path**{': ' + entry.label if len(same) > 1 else ''}")
+        # named as the grid's rows (γ, or the model where γ repeats): a long name would wrap in a
+        # narrow column and push its chart below its neighbours'
+        st.markdown(f"**Posterior along the path**{': ' + names[k] if len(same) > 1 else ''}")
         st.plotly_chart(common.figure(figures.posterior_path, t, paths[entry.key].proba,
                                       common.model_of(entry).classes, title=""),
                         key=f"interp_post_{entry.key}")

@@ -91,7 +91,9 @@ def selected_ids(event) -> list[int]:
     return [int(p["customdata"][0]) for p in points if p.get("customdata")]
 
 
-def panel(entry: common.ModelEntry, height: int, single: bool, plane, axis_ranges=None) -> None:
+def panel(entry: common.ModelEntry, height: int, single: bool, plane, axis_ranges=None,
+          plot_width: int = 800) -> None:
+    """One model's latent scatter; ``plot_width``: about how wide its plot area is (px)."""
     data = common.demo_of(entry)
     if plane is not None and max(plane) >= len(data.classes):
         st.warning(f"{entry.label} has only {len(data.classes)} classes: no plane through these.")
@@ -108,7 +110,8 @@ def panel(entry: common.ModelEntry, height: int, single: bool, plane, axis_range
     fig = common.figure(
         figures.latent_scatter, xy, by, data.classes, mu_xy, scores.confidence,
         -scores.log_likelihood, scores.bits_per_dim, scores.labels, scores.predicted,
-        proj.axis_titles, title="", height=height, legend_below=not single, axis_ranges=axis_ranges)
+        proj.axis_titles, title="", height=height, legend_below=not single, axis_ranges=axis_ranges,
+        plot_width=plot_width)
     # The figure must not depend on the selection: a changed figure is a new widget, which would
     # drop the selection it was made with.
     suffix = "" if plane is None else "-" + "-".join(map(str, plane))
@@ -221,7 +224,7 @@ else:
     cols = st.columns(min(3, len(chosen)))
     for j, entry in enumerate(chosen):
         with cols[j % len(cols)]:
-            panel(entry, 580, False, plane, ranges)  # the legend below takes ~120 px
+            panel(entry, 580, False, plane, ranges, 900 // len(cols) - 60)  # the legend below: ~120 px
 
 st.divider()
 asked = common.pick_one(chosen, "latent_question_model")

@@ -108,7 +108,9 @@ ordered = sorted(entries, key=lambda e: (e.dataset_label, e.kind != "ibinn", e.m
 if ordered:
     st.caption("Click a column's name to sort by it. Calibration: geometric mean of ECE, MCE and ICE; "
                "OoD AUC: typicality ROC-AUC averaged over the OoD sets.")
+    # every row at once (no scrolling inside the table), a dash where a model has no such figure
     st.dataframe(pd.DataFrame([row(e) for e in ordered]), hide_index=True, key="models_table",
+                 height="content", placeholder="–",
                  column_config={"test error %": st.column_config.NumberColumn(format="%.2f"),
                                 "bits/dim": st.column_config.NumberColumn(format="%.3f"),
                                 "calibration %": st.column_config.NumberColumn(format="%.2f"),

@@ -116,7 +116,8 @@ shared_range = figures.value_range(*(v for values in entropies.values() for v in
 with right:  # one x range for both, so that the two models' uncertainty compares at a glance
     for e in pair:
         st.plotly_chart(common.figure(figures.histograms, entropies[e.key], "prediction entropy (nats)",
-                                      title=names[e.key], height=240, x_range=shared_range),
+                                      title=names[e.key], height=330, x_range=shared_range,
+                                      legend_below=True),
                         key=f"versus_entropy_{e.kind}")
 
 # ---------------------------------------------------------------- OoD detection

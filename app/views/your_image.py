@@ -32,7 +32,7 @@ upload = common.uploaded_image("An image (PNG, JPEG, …)", "yours_upload", entr
 c1, c2 = st.columns(2)
 invert = c1.checkbox("Invert colours (dark object on light background → light on dark)",
                      key="yours_invert")
-quantile = c2.slider("Threshold percentile of the demo set", 80.0, 99.5, 95.0, 0.5,
+quantile = c2.slider("Threshold percentile of the demo set", 80.0, 99.5, 95.0, 0.5, format="%g",
                      key="yours_quantile")
 if upload is None:
     st.info("No image uploaded: showing a demo test image (pick another below, or upload your own).")
