@@ -29,7 +29,8 @@ def _figure(name: str, *args, **kwargs) -> go.Figure:
 
 
 def figure(builder: Callable[..., go.Figure], *args, **kwargs) -> go.Figure:
-    """``builder(*args, **kwargs)`` from :mod:`figures`, built once per distinct arguments:
+    """``builder(*args, **kwargs)``, a builder that :mod:`figures` exports (it is looked up there
+    by name), built once per distinct arguments:
     plotly validates every property it is given, which costs tenths of a second per figure on a
     slow CPU and would be paid again on every rerun. (Shared and drawn from its first
     ``to_dict``, so never modify the result.)"""

@@ -86,7 +86,6 @@ def uploaded_image(label: str, key: str, image_shape, stop_on_error: bool = True
         return None
 
 
-
 def image_or_demo(upload: tuple[np.ndarray, list[str]] | None, data: ibinn.ImageData, key: str,
                   picked: int | None = None) -> tuple[np.ndarray, list[str]]:
     """The image a page classifies and its conversion notes: ``upload`` (from
@@ -104,6 +103,7 @@ def conversion_note(notes: list[str], reader: str = "the model") -> None:
     """Say what converting an image for ``reader`` did, where it did anything."""
     if notes:
         st.info(f"Converted for {reader}: " + "; ".join(notes) + ".")
+
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _decode_image(data: bytes, image_shape: tuple) -> tuple[np.ndarray | None, list[str], str]:
