@@ -12,10 +12,12 @@ from pathlib import Path
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import common` from the pages
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import selection` etc. from the pages
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # `import ibinn` without install
 
-import common  # noqa: E402
+import sandbox  # noqa: E402
+import selection  # noqa: E402
+import warmup  # noqa: E402, F401 - the server's one-time set-up (imports, gc.freeze)
 
 import ibinn  # noqa: E402
 
@@ -44,10 +46,10 @@ st.html("<style>[data-testid='stSidebar'] [data-baseweb='tag'] {max-width: none;
         " {max-width: none; overflow: visible; white-space: normal; text-overflow: clip;"
         " overflow-wrap: anywhere;}</style>")
 st.sidebar.title("IB-INN Explorer")
-common.model_selector()
+selection.model_selector()
 st.sidebar.caption("Generative classifiers trained with the Information Bottleneck "
                    "(Ardizzone et al., NeurIPS 2020).")
 try:
     page.run()
 except ibinn.CheckpointError as err:  # e.g. a bundled model file changed on disk
-    st.error(f"This model cannot be loaded: {common.hide_paths(str(err))}")
+    st.error(f"This model cannot be loaded: {sandbox.hide_paths(str(err))}")

@@ -750,7 +750,7 @@ def test_dashboard_checks_bundled_models_against_the_manifest(tmp_path, monkeypa
     import ibinn
 
     sys.path.insert(0, str(APP.parent))
-    import common
+    import loading
 
     cards = _ibinn_cards()
     if not cards:
@@ -760,13 +760,13 @@ def test_dashboard_checks_bundled_models_against_the_manifest(tmp_path, monkeypa
     shutil.copy(zoo.PRETRAINED_DIR / "manifest.json", root / "manifest.json")
     monkeypatch.setattr(zoo, "PRETRAINED_DIR", root)
     weights = root / cards[0].name / "model.safetensors"
-    assert common.load_model(str(weights), 1.0).config.image_shape  # intact: loads
+    assert loading.load_model(str(weights), 1.0).config.image_shape  # intact: loads
 
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
     with pytest.raises(ibinn.CheckpointError, match="sha256"):
-        common.load_model(str(weights), 2.0)
+        loading.load_model(str(weights), 2.0)
 
 
 def test_class_mean_labels_clear_the_stars_and_each_other() -> None:

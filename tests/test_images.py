@@ -270,7 +270,7 @@ def test_formats_outside_the_list_are_refused() -> None:
 def test_the_dashboard_decodes_an_upload_once(bomb, monkeypatch) -> None:
     pytest.importorskip("streamlit")
     monkeypatch.syspath_prepend(str(APP))
-    import common
+    import widgets
 
     calls = []
     load = images.load_image
@@ -278,12 +278,12 @@ def test_the_dashboard_decodes_an_upload_once(bomb, monkeypatch) -> None:
     data = encode(Image.new("L", (50, 50), 3), "PNG") + b"decode-once-test"  # unique bytes: a fresh key
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "No runtime found": st.cache_data outside a running app
-        first = common.read_image(data, "a.png", (1, 28, 28))
-        second = common.read_image(data, "a.png", (1, 28, 28))
+        first = widgets.read_image(data, "a.png", (1, 28, 28))
+        second = widgets.read_image(data, "a.png", (1, 28, 28))
         assert len(calls) == 1
         np.testing.assert_array_equal(first[0], second[0])
         with pytest.raises(ValueError, match=r"^huge\.png is not an image this app can read: .*169\.0 Mpx"):
-            common.read_image(bomb, "huge.png", (1, 28, 28))
+            widgets.read_image(bomb, "huge.png", (1, 28, 28))
 
 
 # --------------------------------------------------------------------------- properties

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import math
 
-import common
+import detection
 import figures
+import paper
+import registry
+import selection
 import streamlit as st
+import widgets
+from figure_cache import figure
 
 from ibinn import ood
 
 st.title("γ comparison")
-common.explain("""
+widgets.explain("""
 The Information-Bottleneck loss L = L_X − γ·L_Y trades two goals. **L_X** asks the network to model
 the images well (low bits/dim); **L_Y** asks it to classify well. The curves show every model of
 one data set against γ on a log axis; γ = 0 (images only) and γ = ∞ (labels only) are drawn at the
@@ -32,11 +37,11 @@ test. The curves read the metrics stored in the model cards (measured on the ful
 nothing is evaluated here unless you ask for it for models without a card.
 """)
 
-chosen = common.require_models()
+chosen = selection.require_models()
 families = sorted({e.family for e in chosen})
 family = families[0] if len(families) == 1 else st.radio("Data set", families, horizontal=True,
                                                          key="gamma_family")
-members = [e for e in common.all_entries() if e.family == family]
+members = [e for e in selection.all_entries() if e.family == family]
 ibinns = [e for e in members if e.kind == "ibinn"]
 baselines = [e for e in members if e.kind != "ibinn"]
 
@@ -45,12 +50,12 @@ fill = st.toggle("Evaluate models without card metrics on 500 demo images", valu
                  "this computes calibration and OoD scores for them (once per model, then cached).")
 
 
-def metrics_of(entry: common.ModelEntry) -> tuple[dict, str]:
+def metrics_of(entry: registry.ModelEntry) -> tuple[dict, str]:
     """The card's metrics; an evaluation on the demo set only where the card lacks them."""
     if "reliability" in entry.metrics or not fill:
         return entry.metrics, "card" if entry.source == "zoo" else "run folder"
     with st.spinner(f"Evaluating {entry.label} on the demo set (once)…"):
-        return common.evaluation(entry.path, entry.mtime, entry.family), "500 demo images"
+        return paper.evaluation(entry.path, entry.mtime, entry.family), "500 demo images"
 
 
 rows, sources = [], {}
@@ -59,7 +64,7 @@ for e in ibinns:
     m, sources[e.label] = metrics_of(e)
     rows.append({"name": e.label, "mode": e.mode, "gamma": e.gamma, "dim": dim, "report": m})
 lines = {e.label: e.metrics for e in baselines}
-st.plotly_chart(common.figure(figures.gamma_curves, rows, lines), key="gamma_curves")
+st.plotly_chart(figure(figures.gamma_curves, rows, lines), key="gamma_curves")
 st.caption(f"{len(rows)} IB-INN models of {family}; metrics from "
            + ", ".join(f"{k}: {v}" for k, v in sources.items())
            + ". “Calibration geo. mean” is the geometric mean of three calibration errors (ECE, MCE "
@@ -81,12 +86,12 @@ for e in [*selected, *baselines]:
 # full width, one above the other: on a projector the diagram's curves and the histograms' bars
 # need the room
 if diagrams:
-    st.plotly_chart(common.figure(figures.reliability_diagrams, diagrams, dashed, height=480),
+    st.plotly_chart(figure(figures.reliability_diagrams, diagrams, dashed, height=480),
                     key="gamma_reliability")
 else:
     st.info("No reliability diagram: the selected models' cards hold none. Switch on the "
             "evaluation above to compute them on the demo set.")
-detectors = {e.key: common.detectors_of(e) for e in selected}  # shipped with zoo models
+detectors = {e.key: detection.detectors_of(e) for e in selected}  # shipped with zoo models
 sets = list(detectors[selected[0].key].ood)
 which = st.selectbox("OoD set for the histograms", sets, format_func=ood.set_label,
                      key="gamma_ood_set")
@@ -96,14 +101,14 @@ shared_range = figures.value_range(*(v for values in bits.values() for v in valu
 hist_cols = st.columns(min(2, len(selected)))
 for j, e in enumerate(selected):
     with hist_cols[j % len(hist_cols)]:
-        st.plotly_chart(common.figure(figures.histograms, bits[e.key], "bits/dim", title=e.label,
-                                      height=380, x_range=shared_range),
+        st.plotly_chart(figure(figures.histograms, bits[e.key], "bits/dim", title=e.label,
+                               height=380, x_range=shared_range),
                         key=f"gamma_hist_{e.key}")
 st.caption("The demo set's 2,000 test images against 500 images of the OoD set (the sets of "
            "Table 1, and the paper's uniform noise), on one bits/dim scale for every model.")
 
 st.subheader("The paper's claims on these cards")
-claims_table, stale = common.zoo_claims(family)
+claims_table, stale = paper.zoo_claims(family)
 if claims_table:
     st.caption("Each qualitative claim of the paper (its figures: Table 1, CIFAR-10), checked on the "
                "cards of this data set by the rule beside it, and below the table one sentence to say in "

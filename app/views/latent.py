@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import math
 
-import common
 import figures
+import latents
+import loading
 import numpy as np
+import registry
+import selection
 import streamlit as st
+import widgets
+from figure_cache import figure
 
 from ibinn import explore
 
 st.title("Latent space")
-common.explain("""
+widgets.explain("""
 Every dot is one demo test image, placed where the network sends it in latent space, squashed
 from hundreds of dimensions to two. Stars are the class centres **μ_y**.
 
@@ -50,7 +55,7 @@ term is left): each class shrinks into a tight cluster whose centre need not sit
 caption gives the distance), since only which μ_y is nearest decides the class.
 """)
 
-chosen = common.require_models()
+chosen = selection.require_models()
 c1, c2, c3 = st.columns([2, 1, 1])
 method = c1.radio("Projection", list(explore.PROJECTIONS), format_func=explore.PROJECTIONS.get,
                   horizontal=True, key="latent_projection")
@@ -67,10 +72,10 @@ def thumbnails(data, ids: np.ndarray, captions: list[str]) -> None:
              caption=captions)
 
 
-def plane_picker(entry: common.ModelEntry) -> tuple[int, int, int]:
+def plane_picker(entry: registry.ModelEntry) -> tuple[int, int, int]:
     """Three class selectors for the class plane, starting on ``entry``'s most confused classes."""
-    names = common.demo_of(entry).classes
-    default = common.default_plane(entry)
+    names = loading.demo_of(entry).classes
+    default = latents.default_plane(entry)
     cols = st.columns(3)
     picked = tuple(int(col.selectbox(f"Class {'ABC'[i]}", range(len(names)), index=default[i],
                                      format_func=names.__getitem__, key=f"latent_plane_{i}"))
@@ -91,15 +96,15 @@ def selected_ids(event) -> list[int]:
     return [int(p["customdata"][0]) for p in points if p.get("customdata")]
 
 
-def panel(entry: common.ModelEntry, height: int, single: bool, plane, axis_ranges=None,
+def panel(entry: registry.ModelEntry, height: int, single: bool, plane, axis_ranges=None,
           plot_width: int = 800) -> None:
     """One model's latent scatter; ``plot_width``: about how wide its plot area is (px)."""
-    data = common.demo_of(entry)
+    data = loading.demo_of(entry)
     if plane is not None and max(plane) >= len(data.classes):
         st.warning(f"{entry.label} has only {len(data.classes)} classes: no plane through these.")
         return
-    scores = common.scores_of(entry)
-    proj, xy, mu_xy = common.points_of(entry, method, plane)
+    scores = latents.scores_of(entry)
+    proj, xy, mu_xy = latents.points_of(entry, method, plane)
     by = scores.labels if color == "true class" else scores.predicted
     if n_show < len(xy):  # an evenly spaced subset; the others are not drawn
         hidden = np.ones(len(xy), bool)
@@ -107,7 +112,7 @@ def panel(entry: common.ModelEntry, height: int, single: bool, plane, axis_range
         by = np.where(hidden, -1, by)
     if not single:  # the title above the chart, not in it: the toolbar would cover it
         st.markdown(f"**{entry.label}**")
-    fig = common.figure(
+    fig = figure(
         figures.latent_scatter, xy, by, data.classes, mu_xy, scores.confidence,
         -scores.log_likelihood, scores.bits_per_dim, scores.labels, scores.predicted,
         proj.axis_titles, title="", height=height, legend_below=not single, axis_ranges=axis_ranges,
@@ -119,10 +124,10 @@ def panel(entry: common.ModelEntry, height: int, single: bool, plane, axis_range
                             selection_mode=("points", "box", "lasso"), width="stretch")
     n_classes = len(data.classes)
     shown = explore.spread_ratio(xy, scores.labels, n_classes) if plane is None else None
-    offset = common.separation(entry.path, entry.mtime, entry.family)[2]
+    offset = latents.separation(entry.path, entry.mtime, entry.family)[2]
     st.caption(f"{entry.label}: accuracy on the {len(scores)} demo images {scores.accuracy:.1%}, "
                f"mean {scores.bits_per_dim.mean():.3f} bits/dim. Between- over within-class spread: "
-               f"**{common.spread_in_all_dimensions(entry.path, entry.mtime, entry.family):.2f}** in all "
+               f"**{latents.spread_in_all_dimensions(entry.path, entry.mtime, entry.family):.2f}** in all "
                f"{math.prod(entry.image_shape)} dimensions"
                + (f", {shown:.2f} in this picture" if shown is not None else "")
                + f"; the real images' class centroids lie {offset:.1f} from μ_y.")
@@ -136,9 +141,9 @@ def panel(entry: common.ModelEntry, height: int, single: bool, plane, axis_range
         st.caption("Click a point, or draw a box / lasso, to see the image and its posterior.")
 
 
-def detail(entry: common.ModelEntry, data, ids: list[int]) -> None:
+def detail(entry: registry.ModelEntry, data, ids: list[int]) -> None:
     """The first selected image with its scores; thumbnails of the others."""
-    view = common.view_of(entry)
+    view = latents.view_of(entry)
     i = ids[0]
     with st.container(border=True):
         if len(ids) > 1:
@@ -154,23 +159,23 @@ def detail(entry: common.ModelEntry, data, ids: list[int]) -> None:
                  delta_color="off")
         a.metric("typicality score", f"{view.typicality[i]:.1f}",
                  help=f"|NLL − mean NLL| in nats; 90 % of demo images lie in [{lo:.1f}, {hi:.1f}]")
-        b.plotly_chart(common.figure(figures.posterior_bars, view.proba[i], data.classes,
-                                     int(view.labels[i])), key=f"bars-{entry.key}")
+        b.plotly_chart(figure(figures.posterior_bars, view.proba[i], data.classes,
+                              int(view.labels[i])), key=f"bars-{entry.key}")
         if len(ids) > 1:
             thumbs = data.images[ids[:12]].numpy() / 255.0
-            b.plotly_chart(common.figure(figures.image_grid, thumbs[None],
-                                         col_labels=[f"#{j}" for j in ids[:12]]),
+            b.plotly_chart(figure(figures.image_grid, thumbs[None],
+                                  col_labels=[f"#{j}" for j in ids[:12]]),
                            width="content", key=f"thumbs-{entry.key}")
 
 
-def confusion(entry: common.ModelEntry) -> None:
+def confusion(entry: registry.ModelEntry) -> None:
     """The demo set's confusion matrix; the images of one chosen cell."""
-    data = common.demo_of(entry)
-    scores = common.scores_of(entry)
+    data = loading.demo_of(entry)
+    scores = latents.scores_of(entry)
     counts = explore.confusion_matrix(scores.labels, scores.predicted, len(data.classes))
-    st.plotly_chart(common.figure(figures.confusion_heatmap, counts, data.classes),
+    st.plotly_chart(figure(figures.confusion_heatmap, counts, data.classes),
                     key=f"confusion-{entry.key}")
-    a, b, _ = common.default_plane(entry)
+    a, b, _ = latents.default_plane(entry)
     c1, c2 = st.columns(2)
     true = c1.selectbox("True class", range(len(data.classes)), index=a,
                         format_func=data.classes.__getitem__, key="latent_cm_true")
@@ -184,21 +189,21 @@ def confusion(entry: common.ModelEntry) -> None:
     thumbnails(data, members, [f"#{i} · {scores.confidence[i]:.2f}" for i in members])
 
 
-def neighbours(entry: common.ModelEntry) -> None:
+def neighbours(entry: registry.ModelEntry) -> None:
     """The nearest demo images to one demo image, in the full latent space."""
-    data = common.demo_of(entry)
+    data = loading.demo_of(entry)
     st.session_state.setdefault(NN_INDEX, 0)
     c1, c2 = st.columns(2)
     index = int(c1.number_input("Demo image #", 0, len(data.labels) - 1, key=NN_INDEX,
                                 help="Any index of the demo set, or click a point in the plot."))
     k = int(c2.slider("Neighbours k", 1, 24, 8, key="latent_nn_k"))
-    view = common.view_of(entry)  # the latents themselves: the demo set's pass, once per model
-    ids, distances = common.neighbours(entry.path, entry.mtime, entry.family, index, k)
+    view = latents.view_of(entry)  # the latents themselves: the demo set's pass, once per model
+    ids, distances = latents.neighbours(entry.path, entry.mtime, entry.family, index, k)
     q = int(view.labels[index])
     st.caption(f"Image #{index} ({data.classes[q]}, predicted {data.classes[view.predicted[index]]} "
                f"with {view.confidence[index]:.2f}) and its {k} nearest neighbours in z, nearest "
                f"first: class, top posterior, distance (the class means lie "
-               f"{common.separation(entry.path, entry.mtime, entry.family)[0]:.1f} apart on average).")
+               f"{latents.separation(entry.path, entry.mtime, entry.family)[0]:.1f} apart on average).")
     thumbnails(data, np.concatenate([[index], ids]),
                [f"#{index} (query)"] + [
                    f"{data.classes[view.labels[j]]} · {view.confidence[j]:.2f} · d {d:.1f}"
@@ -220,14 +225,14 @@ else:
     ranges = None
     if shared and linear:
         ranges = figures.shared_ranges(*(part for entry in chosen
-                                         for part in common.points_of(entry, method, plane)[1:]))
+                                         for part in latents.points_of(entry, method, plane)[1:]))
     cols = st.columns(min(3, len(chosen)))
     for j, entry in enumerate(chosen):
         with cols[j % len(cols)]:
             panel(entry, 580, False, plane, ranges, 900 // len(cols) - 60)  # the legend below: ~120 px
 
 st.divider()
-asked = common.pick_one(chosen, "latent_question_model")
+asked = selection.pick_one(chosen, "latent_question_model")
 QUESTIONS = {"confusion": "Which classes does it confuse?", "neighbours": "What is near an image?"}
 question = st.radio("Ask the latent space", list(QUESTIONS), format_func=QUESTIONS.get, index=None,
                     horizontal=True, key="latent_question",

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import math
 
-import common
 import pandas as pd
+import registry
+import sandbox
+import selection
+import session
 import streamlit as st
+import widgets
 
 import ibinn
 from ibinn.plots import headline
 
 st.title("Models")
-common.explain("""
+widgets.explain("""
 Each row of the table is one trained network. An **IB-INN** maps an image *x* to a latent *z* of
 the same size; each class *y* owns one Gaussian blob centred on **μ_y** in that latent space. The
 network classifies by asking which blob *z* is most likely in (Bayes' rule) and, because it is
@@ -31,7 +35,7 @@ The numbers in the table are measured on the test set (the full one for the bund
 Choose one model or several in the sidebar: every page then shows them side by side.
 """)
 
-entries = common.all_entries()
+entries = selection.all_entries()
 if not entries:
     st.info("No models yet. The pretrained zoo (pretrained/) is empty and no run folder under "
             "runs/ holds a model.safetensors: train one on the **Train** page, or load a checkpoint "
@@ -47,7 +51,7 @@ def _fmt(value, unit: str = "", digits: int = 2) -> str:
     return f"{value:.{digits}f}{unit}"
 
 
-def card(entry: common.ModelEntry) -> None:
+def card(entry: registry.ModelEntry) -> None:
     """The details of one model, under the table."""
     with st.container(border=True):
         st.markdown(f"**{entry.label}**")
@@ -84,17 +88,17 @@ def card(entry: common.ModelEntry) -> None:
             st.code(str(info["command"]), language="bash", wrap_lines=True)
         if info.get("notes"):
             st.caption(str(info["notes"]))
-        selected = st.session_state.get(common.SELECTED, [])
+        selected = st.session_state.get(selection.SELECTED, [])
         if entry.kind != "ibinn":
             st.caption("Listed here and in the γ comparison; the latent pages need an IB-INN.")
         elif entry.key in selected:
             st.caption("✔ selected")
         elif st.button("Select", key=f"select-{entry.key}"):
-            common.select_later(entry.key)
+            selection.select_later(entry.key)
             st.rerun()
 
 
-def row(entry: common.ModelEntry) -> dict:
+def row(entry: registry.ModelEntry) -> dict:
     """One line of the models table: what tells models apart, numbers as numbers (so they sort)."""
     m = headline(entry.metrics)
     return {"data set": entry.dataset_label, "model": entry.label,
@@ -117,18 +121,18 @@ if ordered:
                                 "OoD AUC %": st.column_config.NumberColumn(format="%.1f"),
                                 "epochs": st.column_config.NumberColumn(format="%g")})
     by_key = {e.key: e for e in ordered}
-    selected_now = [k for k in st.session_state.get(common.SELECTED, []) if k in by_key]
+    selected_now = [k for k in st.session_state.get(selection.SELECTED, []) if k in by_key]
     first = list(by_key).index(selected_now[0]) if selected_now else 0
     shown = st.selectbox("Details of", list(by_key), index=first, key="models_details",
                          format_func=lambda k: f"{by_key[k].dataset_label} · {by_key[k].label}",
                          help="Training command, compute, notes, and a button to select the model.")
     card(by_key[shown])
 
-broken = common.scan_models()[1]
+broken = registry.scan_models()[1]
 if broken:
     with st.expander(f"{len(broken)} model file{'s' if len(broken) > 1 else ''} under runs/ cannot be "
                      f"used"):
-        st.markdown("\n".join(f"- `{name}`: {common.hide_paths(reason)}" for name, reason in broken))
+        st.markdown("\n".join(f"- `{name}`: {sandbox.hide_paths(reason)}" for name, reason in broken))
 
 st.subheader("Load a checkpoint")
 FLASH = "_models_flash"
@@ -137,10 +141,10 @@ FLASH = "_models_flash"
 def load_file(path, label: str | None = None) -> None:
     """Add a model file to the session's list; say what happened after the rerun that shows it."""
     try:
-        entry = common.add_model_file(path, label=label)
+        entry = selection.add_model_file(path, label=label)
     except ibinn.CheckpointError as err:  # named as the visitor knows it, not by the server's path
-        shown = label.removeprefix("upload · ") if label else common.display_path(path)
-        st.error(f"Could not load the checkpoint: {common.hide_paths(str(err), {str(path): shown})}")
+        shown = label.removeprefix("upload · ") if label else registry.display_path(path)
+        st.error(f"Could not load the checkpoint: {sandbox.hide_paths(str(err), {str(path): shown})}")
         return
     st.session_state[FLASH] = f"Loaded {entry.label}" + (
         "; it is now selected in the sidebar." if entry.kind == "ibinn" else " (a baseline: listed above).")
@@ -155,13 +159,13 @@ with left:
                          help="under pretrained/, runs/, data/ or $IBINN_DATA on this server")
     if st.button("Load from path", key="load_path_button") and path:
         try:
-            load_file(common.allowed_path(path, "model file"))
-        except common.PathNotAllowed as err:
+            load_file(sandbox.allowed_path(path, "model file"))
+        except sandbox.PathNotAllowed as err:
             st.error(f"Could not load the checkpoint: {err}")
 with right:
     upload = st.file_uploader("…or upload a model.safetensors", key="upload_model")
     if upload is not None:
-        saved = common.save_upload(upload.getvalue(), upload.name)
+        saved = session.save_upload(upload.getvalue(), upload.name)
         if st.session_state.get("_last_upload") != str(saved):
             st.session_state["_last_upload"] = str(saved)  # load_file reruns on success
             load_file(saved, label=f"upload · {upload.name}")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import common
+import detection
 import figures
-import numpy as np
+import latents
+import loading
+import selection
 import streamlit as st
+import widgets
+from figure_cache import figure
 
 from ibinn import explore
 
 st.title("Out-of-distribution trajectories")
-common.explain("""
+widgets.explain("""
 One test image is distorted more and more (left of the animation, press ▶ or drag the slider) and
 every version is sent through the network. On the right, the black path is where its latent goes in
 the same 2D projection as the **Latent space** page: it leaves its class cluster, which is how the
@@ -34,17 +38,17 @@ With **small γ** the likelihood is a good model of the data, so the typicality 
 clearly; with **large γ** the classifier stays confident on images it should not be sure about.
 """)
 
-chosen = common.require_models()
-entry = common.pick_one(chosen, "ood_model")
-data = common.demo_of(entry)
-scores = common.scores_of(entry)  # shipped with zoo models: no demo-set pass
+chosen = selection.require_models()
+entry = selection.pick_one(chosen, "ood_model")
+data = loading.demo_of(entry)
+scores = latents.scores_of(entry)  # shipped with zoo models: no demo-set pass
 channels = int(entry.image_shape[0])
 
 
 def show_counterpart(key: str) -> None:
     """Select colour model ``key`` in the sidebar and on this page, with the RGB rotation (a
     callback: it runs before the widgets are drawn)."""
-    common.select_later(key)
+    selection.select_later(key)
     st.session_state["ood_model"] = key
     st.session_state["ood_transform"] = "rgb-rotation"
 
@@ -53,24 +57,24 @@ if channels == 1:
     st.info("This model sees **grey** images: rotating the RGB colour vector (the paper's "
             "distortion for CIFAR-10) means nothing here, so the page offers growing **noise** and "
             "a blend towards the **inverted** image instead.")
-    colour = common.counterpart(entry)
+    colour = selection.counterpart(entry)
     if colour is not None:
         st.button(f"Show the RGB rotation on {colour.label} (CIFAR-10, {colour.gamma_text})",
                   key="ood_counterpart", icon=":material/palette:",
                   on_click=show_counterpart, args=(colour.key,))
 
-choice = common.distortion_controls(data, "ood", explore.transforms_for(channels), steps=13)
+choice = widgets.distortion_controls(data, "ood", steps=13)
 spec, n_steps = choice.spec, choice.steps
 method = st.radio("Projection", ["pca-means", "pca"], format_func=explore.PROJECTIONS.get,
                   horizontal=True, key="ood_projection")
 
-strengths = np.linspace(0.0, choice.top, n_steps)
-traj = common.scored_trajectory(entry.path, entry.mtime, entry.family, choice.index, choice.name,
-                                tuple(strengths.tolist()), scores.reference_nll_mean)
-proj, xy, mu_xy = common.points_of(entry, method)
-path_xy = common.place(entry, method, traj.z)
+strengths = choice.strengths()
+traj = detection.scored_trajectory(entry.path, entry.mtime, entry.family, choice.index, choice.name,
+                                   tuple(strengths.tolist()), scores.reference_nll_mean)
+proj, xy, mu_xy = latents.points_of(entry, method)
+path_xy = latents.place(entry, method, traj.z)
 
-st.plotly_chart(common.figure(
+st.plotly_chart(figure(
     figures.trajectory_animation, xy, scores.labels, data.classes, mu_xy, path_xy, traj.images,
     strengths, spec.strength_label, proj.axis_titles), key="ood_animation")  # opens on the last step
 st.caption(f"The picture shows {explore.visible_share(path_xy, traj.z):.0%} of the distance the latent "
@@ -85,8 +89,8 @@ bands = {"bits/dim": explore.in_distribution_range(scores.bits_per_dim),
          "prediction entropy (nats)": explore.in_distribution_range(scores.entropy)}
 curves = {"bits/dim": traj.bits_per_dim, "typicality score (nats)": traj.typicality,
           "prediction entropy (nats)": traj.entropy}
-st.plotly_chart(common.figure(figures.trajectory_curves, strengths, curves, bands, spec.strength_label,
-                              marker_at=float(strengths[step])), key="ood_curves")
+st.plotly_chart(figure(figures.trajectory_curves, strengths, curves, bands, spec.strength_label,
+                       marker_at=float(strengths[step])), key="ood_curves")
 
 a, b = st.columns([1, 3])
 a.image(figures.to_rgb(traj.images[step], 4), caption=f"{spec.strength_label} = {strengths[step]:.3g}")
@@ -95,6 +99,6 @@ verdict = explore.ood_verdict(float(traj.typicality[step]), scores.typicality)
 (a.success if verdict.in_distribution else a.warning)(
     f"**{verdict.label}**: typicality {verdict.score:.1f} {'≤' if verdict.in_distribution else '>'} "
     f"threshold {verdict.threshold:.1f} (95th percentile of the demo set)")
-b.plotly_chart(common.figure(figures.posterior_bars, traj.proba[step], data.classes,
-                             int(data.labels[choice.index])),
+b.plotly_chart(figure(figures.posterior_bars, traj.proba[step], data.classes,
+                      int(data.labels[choice.index])),
                key="ood_bars")

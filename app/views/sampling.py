@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import common
 import figures
+import generation
+import loading
 import numpy as np
+import selection
 import streamlit as st
+import widgets
+from figure_cache import figure
 
 st.title("Sampling")
-common.explain("""
+widgets.explain("""
 Each row is one class *y*. A random latent is drawn around a centre, z = centre + T·ε with ε
 standard normal, and the network is run in reverse to turn it into an image. **T** (temperature)
 scales the randomness: T = 0 decodes the centre itself (the first column), larger T gives more
@@ -35,7 +39,7 @@ What the model generates is what it "thinks" a class looks like: features it nev
 not help it classify (the paper's Fig. 8: only texture for frogs).
 """)
 
-chosen = common.require_models()
+chosen = selection.require_models()
 c1, c2, c3 = st.columns(3)
 temperature = c1.slider("Temperature T", 0.0, 1.5, 0.6, 0.05, key="sample_temperature",
                         help="0.6 by default: around the data centroids, the ResNet recognises "
@@ -57,21 +61,21 @@ side_by_side = len(chosen) > 1 and (int(n) + 1) * 64 + 130 <= 650
 cell_px = 64 if side_by_side else figures.CELL_PX
 cols = st.columns(2 if side_by_side else 1)
 for k, entry in enumerate(chosen):
-    classes = common.model_of(entry).classes
-    family = entry.family if common.demo_data(entry.family) is not None else None
+    classes = loading.model_of(entry).classes
+    family = entry.family if loading.demo_data(entry.family) is not None else None
     if around == "data" and family is None:
         st.info(f"{entry.label}: no demo images of its family to take centroids from; sampling "
                 "around μ_y.")
     centred = family if around == "data" else None
     with st.spinner(f"Sampling {entry.label}…"):
-        means = common.samples(entry.path, entry.mtime, 1, 0.0, 0, False, centred)  # T = 0: the centres
-        grid = common.samples(entry.path, entry.mtime, int(n), float(temperature), int(seed),
-                              bool(independent), centred)
+        means = generation.samples(entry.path, entry.mtime, 1, 0.0, 0, False, centred)  # T = 0: the centres
+        grid = generation.samples(entry.path, entry.mtime, int(n), float(temperature), int(seed),
+                                  bool(independent), centred)
     centre = "centroid" if centred else "μ_y"
     with cols[k % len(cols)]:  # each row: the centre decoded, then the samples
-        st.plotly_chart(common.figure(figures.image_grid, np.concatenate([means, grid], axis=1),
-                                      classes, [f"{centre} (T = 0)", *map(str, range(1, int(n) + 1))],
-                                      title=entry.label, cell_px=cell_px),
+        st.plotly_chart(figure(figures.image_grid, np.concatenate([means, grid], axis=1),
+                               classes, [f"{centre} (T = 0)", *map(str, range(1, int(n) + 1))],
+                               title=entry.label, cell_px=cell_px),
                         width="content", key=f"samples_{entry.key}")
-        st.caption(common.sample_caption(entry, int(n), float(temperature), int(seed),
-                                         bool(independent), centred))
+        st.caption(generation.sample_caption(entry, int(n), float(temperature), int(seed),
+                                             bool(independent), centred))

@@ -6,9 +6,13 @@ import dataclasses
 import math
 import time
 
-import common
 import figures
+import registry
+import sandbox
+import session
+import snapshots
 import streamlit as st
+import widgets
 
 from ibinn import DataError
 from ibinn.jobs import FIRST_RUN, JobManager, JobRefused
@@ -19,12 +23,12 @@ from ibinn.train import TrainConfig
 @st.cache_resource
 def job_manager() -> JobManager:
     """One job manager per server: its jobs outlive pages and reruns; each runs in its own process."""
-    return JobManager(common.APP_RUNS)
+    return JobManager(registry.APP_RUNS)
 
 
 st.title("Train a model")
 LIMITS = current_limits()
-common.explain(f"""
+widgets.explain(f"""
 Train your own IB-INN. The run happens in the background on this server, in a process of its own
 (one at a time; more are queued), so you can switch pages while it trains; the curves update every
 second. You see and can cancel only the runs started in this browser session. **Cancel** stops a
@@ -81,7 +85,7 @@ def parse_gamma(text: str) -> float:
 
 
 manager = job_manager()
-owner = common.session_id()
+owner = session.session_id()
 with st.form("train_form"):
     c1, c2, c3 = st.columns(3)
     dataset = c1.selectbox("Data set", DATASETS, key="train_dataset",
@@ -113,7 +117,7 @@ if submitted:
         if dataset == "imagefolder:<dir>":
             if not folder:
                 raise ValueError("give the folder for imagefolder:")
-            resolved = common.allowed_path(folder, "folder")
+            resolved = sandbox.allowed_path(folder, "folder")
             typed[str(resolved)] = folder.strip()
             ds = f"imagefolder:{resolved}"
         # the first run's settings (snapshots on; demo data in small batches, for steps enough to
@@ -129,25 +133,25 @@ if submitted:
         st.success(f"Queued **{job.name}** (about {job.estimate_minutes:.1f} min of compute; "
                    f"writes to `runs/app/{job.name}`).")
     except JobRefused as err:
-        st.warning(f"Not started, a limit of this server: {common.hide_paths(str(err), typed)}")
+        st.warning(f"Not started, a limit of this server: {sandbox.hide_paths(str(err), typed)}")
     except DataError as err:
-        st.error(f"Data missing: {common.hide_paths(str(err), typed)}")
-    except (ValueError, common.PathNotAllowed) as err:
-        st.error(f"Invalid settings: {common.hide_paths(str(err), typed)}")
+        st.error(f"Data missing: {sandbox.hide_paths(str(err), typed)}")
+    except (ValueError, sandbox.PathNotAllowed) as err:
+        st.error(f"Invalid settings: {sandbox.hide_paths(str(err), typed)}")
 
 
 def show(job) -> None:
     with st.container(border=True):
         top = st.columns([3, 1])
         cfg = job.config
-        what = common.gamma_text(cfg.mode, cfg.gamma) if cfg.model == "ibinn" else MODELS[cfg.model]
-        top[0].markdown(f"**{job.name}** · {common.hide_paths(cfg.dataset)} · {what} · "
+        what = registry.gamma_text(cfg.mode, cfg.gamma) if cfg.model == "ibinn" else MODELS[cfg.model]
+        top[0].markdown(f"**{job.name}** · {sandbox.hide_paths(cfg.dataset)} · {what} · "
                         f"{cfg.preset} · {cfg.epochs:g} epochs · **{job.status}**")
         if job.active and top[1].button("Cancel", key=f"cancel-{job.id}"):
             manager.cancel(job.id, owner)
             st.toast(f"Cancelling {job.name}…")
         if job.status == "failed":
-            st.error(f"**{job.error_kind}**: {common.hide_paths(job.error)}")
+            st.error(f"**{job.error_kind}**: {sandbox.hide_paths(job.error)}")
         latest = job.latest
         if job.status in ("running", "queued") or latest:
             elapsed = ((job.ended or time.time()) - job.started) if job.started else 0
@@ -159,7 +163,7 @@ def show(job) -> None:
                 text += (f" · loss {latest['loss']:.3f} · acc {latest.get('acc', 0):.3f} · "
                          f"{latest.get('bits_per_dim', float('nan')):.3f} bits/dim")
             st.progress(job.progress if job.status != "finished" else 1.0, text=text)
-        snaps = common.training_snapshots(job.out) if job.status != "queued" else {}
+        snaps = snapshots.training_snapshots(job.out) if job.status != "queued" else {}
         curves_at, forming_at = st.columns([1, 1]) if snaps else (st.container(), None)
         if job.history:
             curves_at.plotly_chart(figures.training_curves(job.history, {
@@ -183,7 +187,7 @@ def show(job) -> None:
                            f"it is listed on the **Models** page and joins the **γ comparison**.")
         elif job.status == "cancelled":
             st.warning(f"Cancelled; the last checkpoint is kept in runs/app/{job.name}"
-                       + (f" ({common.hide_paths(job.error)})" if job.error else ""))
+                       + (f" ({sandbox.hide_paths(job.error)})" if job.error else ""))
 
 
 ANNOUNCED = "_train_announced"
@@ -205,7 +209,7 @@ def jobs_panel() -> None:
     if ended - st.session_state.get(ANNOUNCED, set()):
         # a job ended: list its model in the sidebar and stop polling, with one full rerun
         st.session_state[ANNOUNCED] = ended
-        common.scan_models.clear()
+        registry.scan_models.clear()
         st.rerun(scope="app")
 
 

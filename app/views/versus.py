@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import common
+import detection
 import figures
+import loading
 import numpy as np
 import pandas as pd
+import selection
 import streamlit as st
+import widgets
+from figure_cache import figure
 
 import ibinn
 from ibinn import explore
@@ -15,7 +19,7 @@ from ibinn import explore
 TRAJECTORY_STEPS = 9
 
 st.title("Generative vs discriminative")
-common.explain("""
+widgets.explain("""
 Both models classify the same images. The **IB-INN** is generative: besides the class it gives a
 likelihood p(x) of the image itself, so it can tell when an image is unlike its training data
 (the *typicality* test: |NLL − mean NLL of real test images|). The **discriminative** model (a
@@ -34,8 +38,8 @@ Scores of the bundled models are computed once when the zoo is built (2,000 demo
 500 images per OoD set); the trajectory and your upload are computed live.
 """)
 
-entry = common.pick_one(common.require_models(), "versus_model")
-family = common.family_entries(entry.family)
+entry = selection.pick_one(selection.require_models(), "versus_model")
+family = selection.family_entries(entry.family)
 generative = [e for e in family if not explore.is_discriminative(ibinn.MODEL_TYPES[e.kind])]
 discriminative = [e for e in family if explore.is_discriminative(ibinn.MODEL_TYPES[e.kind])]
 if not discriminative:
@@ -57,8 +61,8 @@ disc = next(e for e in discriminative if e.key == disc_key)
 disc_class = ibinn.MODEL_TYPES[disc.kind]
 names = {gen.key: f"IB-INN ({gen.gamma_text})", disc.key: disc_class.title.split(" (")[0]}
 pair = (gen, disc)
-data = common.demo_of(gen)
-scores = {e.key: common.detectors_of(e) for e in pair}
+data = loading.demo_of(gen)
+scores = {e.key: detection.detectors_of(e) for e in pair}
 
 # ---------------------------------------------------------------- capabilities
 st.subheader("What each model can do")
@@ -71,13 +75,13 @@ st.caption("From each model class's declared interface (`ImageClassifier.capabil
 # ---------------------------------------------------------------- trajectory
 st.subheader("One image leaves the training distribution")
 channels = int(gen.image_shape[0])
-choice = common.distortion_controls(data, "versus", explore.transforms_for(channels))
+choice = widgets.distortion_controls(data, "versus")
 index, name, spec = choice.index, choice.name, choice.spec
-strengths = tuple(np.linspace(0.0, choice.top, TRAJECTORY_STEPS).tolist())
+strengths = tuple(choice.strengths(TRAJECTORY_STEPS).tolist())
 references = {e.key: None if np.isnan(scores[e.key].reference_nll_mean)
               else scores[e.key].reference_nll_mean for e in pair}
-trajectories = {e.key: common.scored_trajectory(e.path, e.mtime, e.family, index, name, strengths,
-                                                references[e.key]) for e in pair}
+trajectories = {e.key: detection.scored_trajectory(e.path, e.mtime, e.family, index, name, strengths,
+                                                   references[e.key]) for e in pair}
 series = {names[key]: {"top-class confidence": traj.proba.max(1),
                        "prediction entropy (nats)": traj.entropy,
                        "bits/dim": traj.bits_per_dim, "typicality score (nats)": traj.typicality}
@@ -90,7 +94,7 @@ a, b = st.columns([1, 4])
 steps = trajectories[gen.key].images  # both models see the same distorted images
 a.image(figures.to_rgb(steps[0], 4), caption="original")
 a.image(figures.to_rgb(steps[-1], 4), caption=f"{spec.strength_label} = {strengths[-1]:.3g}")
-b.plotly_chart(common.figure(
+b.plotly_chart(figure(
     figures.versus_curves, np.asarray(strengths), series, bands, spec.strength_label,
     {"bits/dim": no_likelihood + "bits/dim", "typicality score (nats)": no_likelihood + "typicality"}),
     key="versus_trajectory")
@@ -102,8 +106,8 @@ if channels == 1:
 st.subheader("Calibration and uncertainty on the demo set")
 left, right = st.columns(2)
 diagrams = {f"{names[e.key]} (ECE {scores[e.key].ece:.1%})": scores[e.key].reliability for e in pair}
-left.plotly_chart(common.figure(figures.reliability_diagrams, diagrams,
-                                {f"{names[disc.key]} (ECE {scores[disc.key].ece:.1%})"}),
+left.plotly_chart(figure(figures.reliability_diagrams, diagrams,
+                         {f"{names[disc.key]} (ECE {scores[disc.key].ece:.1%})"}),
                   key="versus_reliability")
 left.caption("ECE here is the *expected calibration error*: the bins' mean gap between confidence "
              "and accuracy, weighted by how many predictions fall in each, on the 2,000 demo test "
@@ -115,9 +119,9 @@ entropies = {e.key: {"demo test images": scores[e.key].in_distribution["entropy"
 shared_range = figures.value_range(*(v for values in entropies.values() for v in values.values()))
 with right:  # one x range for both, so that the two models' uncertainty compares at a glance
     for e in pair:
-        st.plotly_chart(common.figure(figures.histograms, entropies[e.key], "prediction entropy (nats)",
-                                      title=names[e.key], height=330, x_range=shared_range,
-                                      legend_below=True),
+        st.plotly_chart(figure(figures.histograms, entropies[e.key], "prediction entropy (nats)",
+                               title=names[e.key], height=330, x_range=shared_range,
+                               legend_below=True),
                         key=f"versus_entropy_{e.kind}")
 
 # ---------------------------------------------------------------- OoD detection
@@ -137,11 +141,10 @@ st.caption("ROC-AUC in %, demo test images against 500 images of each OoD set; m
 
 # ---------------------------------------------------------------- an upload
 st.subheader("Your image, answered by both")
-upload = common.uploaded_image("An image (PNG, JPEG, …); without one, the image picked above",
-                               "versus_upload", gen.image_shape)
-image, notes = upload if upload is not None else (data.images[index].numpy(), [])
-if notes:
-    st.info("Converted for the models: " + "; ".join(notes) + ".")
+upload = widgets.uploaded_image("An image (PNG, JPEG, …); without one, the image picked above",
+                                "versus_upload", gen.image_shape)
+image, notes = widgets.image_or_demo(upload, data, "versus_demo", picked=index)
+widgets.conversion_note(notes, "the models")
 columns = st.columns([1, 2, 2])
 columns[0].image(figures.to_rgb(image / 255.0, 5), caption="as the models see it")
 for column, e in zip(columns[1:], pair, strict=True):
@@ -149,7 +152,7 @@ for column, e in zip(columns[1:], pair, strict=True):
     if upload is None:  # the picked demo image: the trajectory's undistorted first step
         proba, typicality = trajectories[e.key].proba[0], trajectories[e.key].typicality[0]
     else:
-        result = common.classify_against(e.path, e.mtime, image, references[e.key])
+        result = detection.classify_against(e.path, e.mtime, image, references[e.key])
         proba, typicality = result.proba[0], result.typicality[0]
     column.metric(names[e.key], data.classes[int(proba.argmax())], f"{proba.max():.1%} confidence",
                   delta_color="off")
@@ -161,7 +164,7 @@ for column, e in zip(columns[1:], pair, strict=True):
         detail = f"confidence {-verdict.score:.1%} vs threshold {-verdict.threshold:.1%}"
     (column.success if verdict.in_distribution else column.warning)(
         f"**{verdict.label}** ({detail}; 5 % of demo images are flagged)")
-    column.plotly_chart(common.figure(figures.posterior_bars, proba, data.classes),
+    column.plotly_chart(figure(figures.posterior_bars, proba, data.classes),
                         key=f"versus_bars_{e.kind}")
 
 with st.expander("How to demo this in class"):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import common
+import detection
 import figures
+import latents
+import loading
 import numpy as np
+import selection
 import streamlit as st
+import widgets
+from figure_cache import figure
 
 from ibinn import explore
 
 st.title("Your image")
-common.explain("""
+widgets.explain("""
 Upload any picture. It is converted to what the model was trained on (size, grey or colour), and
 the model gives two answers: **which class** it thinks it is (posterior bars) and **how typical**
 it is of the training data. The second answer is what a generative classifier adds: the
@@ -23,29 +28,24 @@ likelihoods, so their verdicts are more reliable; large-γ models may classify c
 when the image is nothing like the training data.
 """)
 
-chosen = common.require_models()
-entry = common.pick_one(chosen, "yours_model")
-data = common.demo_of(entry)
-view = common.scores_of(entry)  # the demo set's scores: shipped with zoo models
+chosen = selection.require_models()
+entry = selection.pick_one(chosen, "yours_model")
+data = loading.demo_of(entry)
+view = latents.scores_of(entry)  # the demo set's scores: shipped with zoo models
 
-upload = common.uploaded_image("An image (PNG, JPEG, …)", "yours_upload", entry.image_shape)
+upload = widgets.uploaded_image("An image (PNG, JPEG, …)", "yours_upload", entry.image_shape)
 c1, c2 = st.columns(2)
 invert = c1.checkbox("Invert colours (dark object on light background → light on dark)",
                      key="yours_invert")
 quantile = c2.slider("Threshold percentile of the demo set", 80.0, 99.5, 95.0, 0.5, format="%g",
                      key="yours_quantile")
-if upload is None:
-    st.info("No image uploaded: showing a demo test image (pick another below, or upload your own).")
-    image, notes = data.images[common.image_pick(data, "yours_demo", 0, "Demo image")].numpy(), []
-else:
-    image, notes = upload
+image, notes = widgets.image_or_demo(upload, data, "yours_demo")
 if invert:
     image = 255 - image
     notes = [*notes, "colours inverted"]
-if notes:
-    st.info("Converted for the model: " + "; ".join(notes) + ".")
+widgets.conversion_note(notes)
 
-result = common.classify_against(entry.path, entry.mtime, image, view.reference_nll_mean)
+result = detection.classify_against(entry.path, entry.mtime, image, view.reference_nll_mean)
 verdict = explore.ood_verdict(float(result.typicality[0]), view.typicality, quantile)
 a, b = st.columns([1, 3])
 with a:
@@ -65,9 +65,9 @@ with a:
         f"({verdict.quantile:g}th percentile of {len(view)} demo images; higher than "
         f"{verdict.percentile_of_score:.1f} % of them)")
 with b:
-    st.plotly_chart(common.figure(figures.posterior_bars, result.proba[0], data.classes), key="yours_bars")
-    st.plotly_chart(common.figure(figures.histograms, {"demo test images": view.typicality},
-                                       "typicality score |NLL − mean NLL| (nats)",
-                                       vlines={"your image": verdict.score,
-                                               "threshold": verdict.threshold}, height=260),
+    st.plotly_chart(figure(figures.posterior_bars, result.proba[0], data.classes), key="yours_bars")
+    st.plotly_chart(figure(figures.histograms, {"demo test images": view.typicality},
+                           "typicality score |NLL − mean NLL| (nats)",
+                           vlines={"your image": verdict.score, "threshold": verdict.threshold},
+                           height=260),
                     key="yours_hist")
