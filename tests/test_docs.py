@@ -11,7 +11,8 @@ import pytest
 
 import ibinn
 
-MODULES = ["ibinn", *sorted(m.name for m in pkgutil.iter_modules(ibinn.__path__, "ibinn."))]
+# every module, those of subpackages (ibinn.explore.*) too
+MODULES = ["ibinn", *sorted(m.name for m in pkgutil.walk_packages(ibinn.__path__, "ibinn."))]
 
 
 @pytest.mark.parametrize("name", MODULES)
