@@ -1,10 +1,10 @@
 """The paper's discriminative baselines (Ardizzone et al., NeurIPS 2020, section 4.1 and Table 1),
 trained and evaluated by the same code as the IB-INN.
 
-- :class:`ResNetClassifier` ("Feed-forward"): the IB-INN's network (:func:`ibinn.model.build_inn`,
+- :class:`ResNetClassifier` ("Feed-forward"): the IB-INN's network (:func:`ibinn.network.build_inn`,
   same preset, levels, parameter-free i-RevNet/Haar downsampling, Flatten/DCT pooling and
   fully-connected stage) with every affine coupling replaced by a residual block ``x + f(x)``,
-  ``f`` a subnet of the coupling's design (``_conv_subnet`` / ``_fc_subnet``, last layer zero, so
+  ``f`` a subnet of the coupling's design (``conv_subnet`` / ``fc_subnet``, last layer zero, so
   each block starts as the identity, as each coupling does), then a linear head to class logits.
   A coupling's subnet maps ``c − c//2`` channels to ``2·(c//2)`` while ``f`` maps ``c`` to ``c``,
   so at equal hidden width a residual block would have more parameters (up to a third more in
@@ -19,7 +19,7 @@ trained and evaluated by the same code as the IB-INN.
   loss; its per-image KL "info loss" is its OoD score.
 
 All three train with softmax cross-entropy on the smoothed labels and share the IB-INN's interface,
-:class:`ibinn.model.ImageClassifier`: ``infer``, ``predict_proba``, ``predict``, input validation,
+:class:`ibinn.classifier.ImageClassifier`: ``infer``, ``predict_proba``, ``predict``, input validation,
 ``save`` / ``from_file`` (:func:`ibinn.load` dispatches on the checkpoint's ``model_type``),
 ``num_parameters`` and ``describe``. They declare no likelihood (:meth:`Baseline.log_likelihood`
 raises :class:`NoLikelihoodError`), no sampling, interpolation or inverse, and no calibration by
@@ -49,17 +49,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .classifier import ImageClassifier, Inference
 from .data import Normalization
-from .model import (
-    IBINN,
-    ImageClassifier,
-    Inference,
-    ModelConfig,
-    _conv_subnet,
-    _fc_subnet,
-    build_inn,
-    private_global_rng,
-)
+from .model import IBINN
+from .model_config import ModelConfig
+from .network import build_inn, conv_subnet, fc_subnet
+from .private_rng import private_global_rng
 
 
 class NoLikelihoodError(TypeError):
@@ -68,7 +63,7 @@ class NoLikelihoodError(TypeError):
 
 @dataclass
 class VIBInference(Inference):
-    """:class:`ibinn.model.Inference` plus the VIB's info loss, its OoD score."""
+    """:class:`ibinn.classifier.Inference` plus the VIB's info loss, its OoD score."""
 
     info_loss: torch.Tensor | None = None  #: KL(q(z|x) ‖ N(0, I)) per image, nats, (N,)
 
@@ -119,7 +114,7 @@ def matched_width(subnet: Callable[[int], Callable[[int, int], nn.Module]], chan
 
 
 def build_resnet(config: ModelConfig) -> nn.Sequential:
-    """The feed-forward twin of :func:`ibinn.model.build_inn`: normalised images ``(N, C, H, W)``
+    """The feed-forward twin of :func:`ibinn.network.build_inn`: normalised images ``(N, C, H, W)``
     to features ``(N, D)``; see the module docstring."""
     import FrEIA.modules as Fm  # here, as in build_inn: FrEIA's import costs about 1 s
 
@@ -132,7 +127,7 @@ def build_resnet(config: ModelConfig) -> nn.Sequential:
         conv, channels = module.input_rank == 2, module.in_channels
         target = sum(p.numel() for p in module.parameters() if p.requires_grad)
         key = (conv, channels, target)
-        subnet = _conv_subnet if conv else _fc_subnet
+        subnet = conv_subnet if conv else fc_subnet
         if key not in widths:
             widths[key] = matched_width(subnet, channels, target)
         layers.append(_Residual(subnet(widths[key])(channels, channels)))
