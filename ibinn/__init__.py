@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .checkpoint import CheckpointError, load_weights
+from .checkpoint import CheckpointError
 from .data import DataError, ImageData, Normalization, load_dataset
 from .device import resolve_device
+from .loading import WEIGHTS_FILE, load_path  # noqa: F401  (ibinn.WEIGHTS_FILE, as before)
 
 if TYPE_CHECKING:
     from . import zoo
@@ -44,8 +45,6 @@ __all__ = [
     "Normalization", "TrainConfig", "TrainingDiverged", "load", "load_dataset", "preload",
     "resolve_device", "zoo",
 ]
-
-WEIGHTS_FILE = "model.safetensors"
 
 #: What the package imports only when first needed, each about a second on a laptop CPU: FrEIA
 #: (through scipy.stats) when a network is built, scikit-learn for PCA and ROC-AUC.
@@ -87,18 +86,8 @@ def load(path: str | Path, device: str | torch.device | None = "auto") -> ImageC
     :class:`IBINN` or, for a checkpoint whose config says ``model_type`` ``"resnet"``, ``"irevnet"``
     or ``"vib"``, as that baseline of :mod:`ibinn.baselines`.
     """
-    from . import zoo
-    from .baselines import MODEL_TYPES
+    from . import zoo  # here: the zoo imports training and evaluation, and `import ibinn` stays quick
 
     if not Path(path).exists() and zoo.is_zoo_name(str(path)):
         return zoo.load(str(path), device=device)
-    path = Path(path)
-    if path.is_dir():
-        path = path / WEIGHTS_FILE
-    if not path.exists():
-        raise CheckpointError(f"no model at {path}")
-    model_type = load_weights(path)[1].get("model_type", "ibinn")  # the config picks the class
-    if not isinstance(model_type, str) or model_type not in MODEL_TYPES:  # a list is not hashable
-        raise CheckpointError(f"{path} holds a model of unknown type {model_type!r}; known: "
-                              f"{', '.join(MODEL_TYPES)}"[:500])
-    return MODEL_TYPES[model_type].from_file(path, device=resolve_device(device))
+    return load_path(path, device=device)

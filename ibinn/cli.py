@@ -23,9 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import train as T
+from . import zoo
 from .baselines import MODEL_TYPES
-from .data import AUGMENTATIONS
+from .data import AUGMENTATIONS, load_dataset
 from .device import Distributed
+from .evaluate import dataset_note, evaluate, markdown_table, write_report
 from .losses import MODES
 from .model import PRESETS, ModelConfig
 
@@ -76,6 +78,12 @@ def _add_train(sub) -> None:
                    help="IB trade-off γ, 0..inf (the VIB: its β = 1/(γ·dim X))")
     p.add_argument("--preset", choices=list(PRESETS), default=d.preset)
     _add_arch(p)
+    _add_recipe_options(p, d)
+    _add_run_options(p, d)
+
+
+def _add_recipe_options(p: argparse.ArgumentParser, d: T.TrainConfig) -> None:
+    """How ``ibinn train``'s model learns: length, optimiser, schedule, regularisation, data, seed."""
     p.add_argument("--epochs", type=float, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
@@ -103,6 +111,10 @@ def _add_train(sub) -> None:
     p.add_argument("--learn-class-weights", action="store_true",
                    help="learn the class weights Φ from the L_X gradient (appendix B)")
     p.add_argument("--seed", type=int, default=d.seed)
+
+
+def _add_run_options(p: argparse.ArgumentParser, d: T.TrainConfig) -> None:
+    """Where and how ``ibinn train`` runs: device, precision, checkpoints, output, resuming, time limit."""
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=d.amp,
                    help="bf16 mixed precision (autocast) where the device computes bf16 natively: "
@@ -236,8 +248,6 @@ def _add_evaluate(sub) -> None:
 
 def _run_evaluate(args) -> int:
     from . import load
-    from .data import load_dataset
-    from .evaluate import dataset_note, evaluate, markdown_table, write_report
 
     model = load(args.model, device=args.device)
     if args.compile:
@@ -284,7 +294,6 @@ def _add_sweep(sub) -> None:
 
 
 def _run_sweep(args) -> int:
-    from .evaluate import dataset_note, markdown_table
     from .sweep import FIGURES, sweep
 
     gammas = [_gamma(g) for g in args.gammas.split(",") if g.strip()]
@@ -347,85 +356,92 @@ def _add_zoo(sub) -> None:
 
 
 def _run_zoo(args) -> int:
-    from . import zoo
+    commands = {"add": _zoo_add, "rebuild": _zoo_rebuild, "manifest": _zoo_manifest,
+                "evaluate": _zoo_evaluate, "derive": _zoo_derive}
+    return commands.get(args.zoo_command, _zoo_show)(args)
 
-    if args.zoo_command == "add":
-        card = zoo.add(args.run, args.name, args.train_command, test_data=args.data,
-                       root_data=args.root, notes=args.notes)
-        print(f"added {card.name}: test error {card.metrics['test']['error']:.2f}%")
-        return 0
-    if args.zoo_command == "rebuild":
-        if args.max_minutes is not None and not args.work:
-            raise ValueError("--max-minutes needs --work, a folder the next call resumes from")
-        should_stop = _deadline(args.max_minutes)
-        cards, done = zoo.rebuild(args.dataset, args.root, device=args.device, work=args.work,
-                                  should_stop=should_stop, budget_minutes=args.budget_minutes)
-        for card in cards:
-            print(f"rebuilt {card.name}: test error {card.metrics['test']['error']:.2f}%")
-        if not done:
-            print(f"not complete: stopped (--max-minutes) with a checkpoint in {args.work}, or a model "
-                  f"is still training in another process; run the same command to continue (the zoo "
-                  f"changes once every model has trained)")
-            return 3
-        print(f"rebuilt {len(cards)} models in this call; the zoo is complete")
-        return 0
-    if args.zoo_command == "manifest":
-        print(f"written {zoo.write_manifest()}")
-        return 0
-    if args.zoo_command == "evaluate":
-        def report(card) -> None:
-            t = card.metrics["test"]
-            print(f"re-evaluated {card.name}: test error {t['error']:.2f}%, OoD AUC geo-mean "
-                  f"{card.metrics['ood_average']['auc_typicality'] or float('nan'):.2f}", flush=True)
 
-        zoo.reevaluate(args.dataset, args.root, everything=args.everything, on_card=report)
-        return 0
-    if args.zoo_command == "derive":
-        for card in zoo.list_models():
-            if args.dataset in (None, card.family):
-                path = zoo.write_derived(card.name, manifest=False)
-                print(f"written {path} ({path.stat().st_size / 1024:.0f} KiB)")
-        zoo.write_manifest()
-        return 0
+def _zoo_add(args) -> int:
+    card = zoo.add(args.run, args.name, args.train_command, test_data=args.data,
+                   root_data=args.root, notes=args.notes)
+    print(f"added {card.name}: test error {card.metrics['test']['error']:.2f}%")
+    return 0
+
+
+def _zoo_rebuild(args) -> int:
+    if args.max_minutes is not None and not args.work:
+        raise ValueError("--max-minutes needs --work, a folder the next call resumes from")
+    should_stop = _deadline(args.max_minutes)
+    cards, done = zoo.rebuild(args.dataset, args.root, device=args.device, work=args.work,
+                              should_stop=should_stop, budget_minutes=args.budget_minutes)
+    for card in cards:
+        print(f"rebuilt {card.name}: test error {card.metrics['test']['error']:.2f}%")
+    if not done:
+        print(f"not complete: stopped (--max-minutes) with a checkpoint in {args.work}, or a model "
+              f"is still training in another process; run the same command to continue (the zoo "
+              f"changes once every model has trained)")
+        return 3
+    print(f"rebuilt {len(cards)} models in this call; the zoo is complete")
+    return 0
+
+
+def _zoo_manifest(args) -> int:
+    print(f"written {zoo.write_manifest()}")
+    return 0
+
+
+def _zoo_evaluate(args) -> int:
+    def report(card) -> None:
+        t = card.metrics["test"]
+        print(f"re-evaluated {card.name}: test error {t['error']:.2f}%, OoD AUC geo-mean "
+              f"{card.metrics['ood_average']['auc_typicality'] or float('nan'):.2f}", flush=True)
+
+    zoo.reevaluate(args.dataset, args.root, everything=args.everything, on_card=report)
+    return 0
+
+
+def _zoo_derive(args) -> int:
+    for card in zoo.list_models():
+        if args.dataset in (None, card.family):
+            path = zoo.write_derived(card.name, manifest=False)
+            print(f"written {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    zoo.write_manifest()
+    return 0
+
+
+def _zoo_show(args) -> int:
+    """``ibinn zoo`` without a subcommand: the cards as a table, or what its options ask for."""
     cards = [c for c in zoo.list_models() if args.dataset in (None, c.family)]
     if not cards:
         print("no pretrained models found in", zoo.PRETRAINED_DIR)
         return 0
     if args.plot:
-        families = sorted({c.family for c in cards})
-        if len(families) > 1:
-            raise SystemExit(f"--plot draws one family; choose one with --dataset "
-                             f"({', '.join(families)})")
-        from . import plots
-        from .evaluate import dataset_note
-
-        if missing := plots.missing_libraries([args.plot]):
-            raise SystemExit(f"ibinn zoo: --plot {args.plot} needs {missing[0]}, which is not "
-                             f"installed: {plots.INSTALL}")
-        baselines = {c.name.split("/", 1)[1]: c.metrics for c in cards if c.kind != "ibinn"}
-        path = plots.write_curves(zoo.sweep_rows(cards), args.plot, baselines,
-                                  cards[0].dataset_label, dataset_note(cards[0].metrics.get("data", "")))
-        print(f"written {path}")
+        _zoo_plot(cards, args.plot)
     if args.markdown:
         print(zoo.markdown_report(cards))
     if args.claims:
         from . import claims
 
         print(claims.markdown_report(cards))
-    if args.plot or args.markdown or args.claims:
-        return 0
-    print(f"{'name':28} {'data':16} {'model':12} {'err %':>6} {'bits/dim':>8} {'ECE %':>6} "
-          f"{'OoD AUC %':>9}  compute")
-    for c in cards:
-        t, avg = c.metrics.get("test", {}), c.metrics.get("ood_average", {})
-
-        def fmt(v, d=2):
-            return "–" if v is None else f"{v:.{d}f}"
-        print(f"{c.name:28} {c.dataset_label:16} {c.label:12} {fmt(t.get('error')):>6} "
-              f"{fmt(t.get('bits_per_dim'), 3):>8} {fmt(t.get('ece')):>6} "
-              f"{fmt(avg.get('auc_typicality')):>9}  {c.epochs:g} epochs, {c.device}, "
-              f"{c.train_seconds / 60:.0f} min")
+    if not (args.plot or args.markdown or args.claims):
+        print(zoo.text_table(cards))
     return 0
+
+
+def _zoo_plot(cards: list[zoo.ModelCard], file: str) -> None:
+    """Fig. 6 of one family's cards, drawn to ``file`` (``--plot``)."""
+    from . import plots
+
+    families = sorted({c.family for c in cards})
+    if len(families) > 1:
+        raise SystemExit(f"--plot draws one family; choose one with --dataset ({', '.join(families)})")
+    if missing := plots.missing_libraries([file]):
+        raise SystemExit(f"ibinn zoo: --plot {file} needs {missing[0]}, which is not "
+                         f"installed: {plots.INSTALL}")
+    baselines = {c.name.split("/", 1)[1]: c.metrics for c in cards if c.kind != "ibinn"}
+    path = plots.write_curves(zoo.sweep_rows(cards), file, baselines,
+                              cards[0].dataset_label, dataset_note(cards[0].metrics.get("data", "")))
+    print(f"written {path}")
 
 
 def _run_info(args) -> int:

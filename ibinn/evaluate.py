@@ -48,7 +48,7 @@ from .checkpoint import atomic_write
 from .data import ImageData, is_cifar10_jpeg
 
 if TYPE_CHECKING:
-    from .model import ImageClassifier
+    from .model import ImageClassifier, Inference
 
 PERCENT = 100.0
 #: Recorded in every report: the conventions its figures follow (see the module docstring), so
@@ -68,57 +68,64 @@ def evaluate(model: ImageClassifier, test: ImageData, ood_sets: list[str] | None
         test = test.subset(range(min(limit, len(test))))
     specs = ood.default_sets(test.image_shape) if ood_sets is None else list(ood_sets)
     bar = tqdm(total=1 + len(specs), disable=not progress, desc="evaluate", unit="set")
-    res = model.infer(test.images, batch_size)
-    proba, labels = res.proba.numpy(), test.labels.numpy()
-    likelihood = model.has_likelihood
-    nll_in = -res.log_likelihood.numpy() if likelihood else None
-    info_in = getattr(res, "info_loss", None)  # the VIB's OoD score
-    cal = M.calibration(proba, labels)
-    bits = float(res.bits_per_dim.mean()) if likelihood else None
+    inside = model.infer(test.images, batch_size)
+    proba, labels = inside.proba.numpy(), test.labels.numpy()
     report = {
         "n": len(test),
         "data": test.name,
         "conventions": CONVENTIONS,
-        "test": {
-            "error": PERCENT * M.classification_error(proba, labels),
-            "bits_per_dim": bits,
-            "bits_per_dim_table1": None if bits is None else _table1_bits(model, bits),
-            "calibration_geo_mean": PERCENT * cal["geometric_mean"],
-            "ece": PERCENT * cal["ece"], "mce": PERCENT * cal["mce"], "ice": PERCENT * cal["ice"],
-            "overconfidence": cal["overconfidence"],
-            "mean_entropy": float(M.entropy(proba).mean()),
-        },
+        "test": _test_metrics(model, inside, labels),
         "reliability": {k: np.asarray(v).tolist() for k, v in M.reliability_diagram(proba, labels).items()},
         "ood": {},
         "skipped": {},
     }
     bar.update(1)
-    reference = float(nll_in.mean()) if likelihood else None
     for spec in specs:
         bar.set_postfix_str(spec)
         try:
             images = ood.make_ood_set(spec, test, root=root, limit=len(test))
         except (OSError, ValueError) as err:  # DataError is a ValueError
             report["skipped"][spec] = str(err)
-            bar.update(1)
-            continue
-        out = model.infer(images, batch_size)
-        row = {"n": len(images),
-               "entropy_increase": M.entropy_increase(out.proba.numpy(), proba),
-               "auc_typicality": None, "auc_nll": None, "bits_per_dim": None}
-        if likelihood:
-            nll_out = -out.log_likelihood.numpy()
-            row["auc_typicality"] = PERCENT * M.roc_auc(M.typicality_score(nll_in, reference),
-                                                        M.typicality_score(nll_out, reference))
-            row["auc_nll"] = PERCENT * M.roc_auc(nll_in, nll_out)
-            row["bits_per_dim"] = float(out.bits_per_dim.mean())
-        if info_in is not None:
-            row["auc_info_loss"] = PERCENT * M.roc_auc(info_in.numpy(), out.info_loss.numpy())
-        report["ood"][spec] = row
+        else:
+            report["ood"][spec] = _ood_metrics(model, inside, model.infer(images, batch_size), len(images))
         bar.update(1)
     bar.close()
     report["ood_average"] = ood_averages(report["ood"])
     return report
+
+
+def _test_metrics(model: ImageClassifier, inside: Inference, labels: np.ndarray) -> dict:
+    """A report's ``test`` section: error, bits/dim and calibration on the test set."""
+    proba = inside.proba.numpy()
+    cal = M.calibration(proba, labels)
+    bits = float(inside.bits_per_dim.mean()) if model.has_likelihood else None
+    return {
+        "error": PERCENT * M.classification_error(proba, labels),
+        "bits_per_dim": bits,
+        "bits_per_dim_table1": None if bits is None else _table1_bits(model, bits),
+        "calibration_geo_mean": PERCENT * cal["geometric_mean"],
+        "ece": PERCENT * cal["ece"], "mce": PERCENT * cal["mce"], "ice": PERCENT * cal["ice"],
+        "overconfidence": cal["overconfidence"],
+        "mean_entropy": float(M.entropy(proba).mean()),
+    }
+
+
+def _ood_metrics(model: ImageClassifier, inside: Inference, outside: Inference, n: int) -> dict:
+    """One OoD set's row of a report's ``ood``, from the model's inference on the test set
+    (``inside``) and on the ``n`` images of the OoD set (``outside``)."""
+    row = {"n": n, "entropy_increase": M.entropy_increase(outside.proba.numpy(), inside.proba.numpy()),
+           "auc_typicality": None, "auc_nll": None, "bits_per_dim": None}
+    if model.has_likelihood:
+        nll_in, nll_out = -inside.log_likelihood.numpy(), -outside.log_likelihood.numpy()
+        reference = float(nll_in.mean())  # the typicality test's: the test set's mean NLL
+        row["auc_typicality"] = PERCENT * M.roc_auc(M.typicality_score(nll_in, reference),
+                                                    M.typicality_score(nll_out, reference))
+        row["auc_nll"] = PERCENT * M.roc_auc(nll_in, nll_out)
+        row["bits_per_dim"] = float(outside.bits_per_dim.mean())
+    info_in = getattr(inside, "info_loss", None)  # the VIB's OoD score
+    if info_in is not None:
+        row["auc_info_loss"] = PERCENT * M.roc_auc(info_in.numpy(), outside.info_loss.numpy())
+    return row
 
 
 def _table1_bits(model: ImageClassifier, bits: float) -> float:
@@ -211,20 +218,26 @@ def write_report(report: dict, out: str | Path, label: str) -> tuple[Path, Path]
     """Write ``evaluation.json`` and ``evaluation.md`` into ``out``."""
     out = Path(out)
     json_path = atomic_write(out / "evaluation.json", lambda tmp: Path(tmp).write_text(
-        json.dumps(_jsonable(report), indent=2)))
+        json.dumps(jsonable(report), indent=2)))
     md = markdown_table({label: report}, dataset_note(report.get("data", "")))
     md_path = atomic_write(out / "evaluation.md", lambda tmp: Path(tmp).write_text(md))
     return json_path, md_path
 
 
-def _jsonable(value):
-    """NaN and inf are not JSON: write them as null."""
+def jsonable(value):
+    """``value`` (a report, a card) ready for ``json.dumps``: NaN and ±inf, which JSON lacks, as
+    None (null); tensors and NumPy numbers as plain lists and numbers.
+
+    Example:
+        >>> jsonable({"auc": [float("nan"), np.float32(0.5)], "bits": float("inf")})
+        {'auc': [None, 0.5], 'bits': None}
+    """
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, torch.Tensor | np.generic):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     return value

@@ -61,8 +61,6 @@ from . import limits
 
 __all__ = ["FORMATS", "ImageError", "fit_image", "load_image", "open_image"]
 
-#: The largest image :func:`open_image` decodes by default, in pixels (width × height × frames).
-
 #: Pillow format names that :func:`open_image` reads, and how a person calls them.
 FORMATS: dict[str, str] = {
     "PNG": "PNG", "JPEG": "JPEG", "BMP": "BMP", "GIF": "GIF", "WEBP": "WebP", "TIFF": "TIFF",
@@ -235,25 +233,7 @@ def open_image(source: Any, max_pixels: int | None = None) -> tuple[Image.Image,
         raise ValueError(f"max_pixels must be positive, not {max_pixels}")
     fp, ours = _as_file(source)
     try:
-        with warnings.catch_warnings():
-            # Our own cap below decides; Pillow's bomb warning is noise (and its error, raised by
-            # the frame seeks of some formats, a decoding error like any other).
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _identify(fp) as image:  # leaves a caller's file open
-                width, height = image.size
-                if width <= 0 or height <= 0:
-                    raise _error(f"the image has no pixels ({width} × {height})")
-                frames = int(getattr(image, "n_frames", 1) or 1)
-                pixels = width * height * frames
-                if pixels > max_pixels:
-                    shape = f"{width} × {height}" + (f" × {frames} frames" if frames > 1 else "")
-                    raise ImageError(f"image is {shape} = {_pixels_text(pixels)}; this server accepts "
-                                     f"at most {_pixels_text(max_pixels)}")
-                if frames > 1:
-                    image.seek(0)
-                image.load()
-                result, notes = _to_8_bits(image)
-                result.load()
+        result, notes, frames = _decode(fp, max_pixels)
     except ImageError:
         raise
     except _DECODE_ERRORS as err:
@@ -264,6 +244,38 @@ def open_image(source: Any, max_pixels: int | None = None) -> tuple[Image.Image,
     if frames > 1:
         notes.insert(0, f"only the first of {frames} frames is used")
     return result, notes
+
+
+def _decode(fp: IO[bytes], max_pixels: int) -> tuple[Image.Image, list[str], int]:
+    """The first frame of the image in ``fp`` decoded (if it is within ``max_pixels``) and made
+    8-bit, the notes on its conversion, and its number of frames."""
+    with warnings.catch_warnings():
+        # Our own cap (_frames_within) decides; Pillow's bomb warning is noise (and its error,
+        # raised by the frame seeks of some formats, a decoding error like any other).
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _identify(fp) as image:  # leaves a caller's file open
+            frames = _frames_within(image, max_pixels)
+            if frames > 1:
+                image.seek(0)
+            image.load()
+            result, notes = _to_8_bits(image)
+            result.load()
+    return result, notes, frames
+
+
+def _frames_within(image: ImageFile.ImageFile, max_pixels: int) -> int:
+    """The number of frames of ``image``, from its header; an :class:`ImageError` when it has no
+    pixels or more than ``max_pixels`` (width × height × frames)."""
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise _error(f"the image has no pixels ({width} × {height})")
+    frames = int(getattr(image, "n_frames", 1) or 1)
+    pixels = width * height * frames
+    if pixels > max_pixels:
+        shape = f"{width} × {height}" + (f" × {frames} frames" if frames > 1 else "")
+        raise ImageError(f"image is {shape} = {_pixels_text(pixels)}; this server accepts "
+                         f"at most {_pixels_text(max_pixels)}")
+    return frames
 
 
 def fit_image(image: Any, image_shape: Sequence[int]) -> tuple[np.ndarray, list[str]]:

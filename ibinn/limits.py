@@ -197,59 +197,80 @@ def footprint(config: dict) -> Footprint:
     """The cost of the architecture :func:`ibinn.model.build_inn` makes of ``config`` (a config
     dict whose sizes :func:`check_model_config` has checked), without building it."""
     c, h, w = config["image_shape"]
-    fc_blocks, fc_width = config.get("fc_blocks", 1), config.get("fc_width", 64)
-    official = config.get("subnet", "plain") == "official"
-
-    def conv_subnet(c_in: int, c_out: int, width: int) -> tuple[int, int]:
-        """Parameters and buffers of a convolutional subnetwork (see ``ibinn.model``)."""
-        if official:  # 3×3, BN, 3×3, BN, 1×1; BN keeps running mean, variance and a step count
-            return 9 * c_in * width + 9 * width * width + 4 * width + width * c_out + c_out, 4 * width + 2
-        return 9 * c_in * width + width + width * width + width + 9 * width * c_out + c_out, 0
-
-    def fc_subnet(d_in: int, d_out: int) -> int:
-        return d_in * fc_width + fc_width + fc_width * d_out + d_out
-
-    params = buffers = activations = 0
-    flops = work = 0.0
+    cost = _Cost(official=config.get("subnet", "plain") == "official")
     if c == 1:  # the initial squeeze
         c, h, w = 4, h // 2, w // 2
     for level, (blocks, width) in enumerate(zip(config["levels"], config["widths"], strict=True)):
         if level > 0:
             if config.get("downsampling") == "coupling":  # two subnets twice the last level's width
-                a, b = c // 2, c - c // 2
-                wide = 2 * config["widths"][level - 1]
-                for c_in, c_out in ((a, 8 * b), (4 * b, 8 * a)):
-                    p, buf = conv_subnet(c_in, c_out, wide)
-                    params, buffers = params + p, buffers + buf
-                    flops += 2 * p * (h // 2) * (w // 2)
-                activations += 6 * wide * (h // 2) * (w // 2)
+                cost.add_downsampling_coupling(c, h, w, 2 * config["widths"][level - 1])
             c, h, w = 4 * c, h // 2, w // 2
-        a, b = c - c // 2, c // 2  # a coupling conditions on a channels, transforms b
-        sub, sub_buffers = conv_subnet(a, 2 * b, width)
-        block_params = sub + 2 * c  # and the block's global scale and offset
-        params += blocks * block_params
-        buffers += blocks * (2 * c * c + sub_buffers)  # soft permutation and its inverse
-        flops += blocks * 2 * (block_params + c * c) * h * w
-        activations += blocks * (3 * c + 3 * width) * h * w
-        work += blocks * float(c) ** 3
+        cost.add_conv_couplings(c, h, w, blocks, width)
     dim = c * h * w
-    if config.get("fc_coupling", "allinone") == "glow":  # both halves transformed, no global affine
-        a, b = dim // 2, dim - dim // 2
-        fc_params = fc_subnet(a, 2 * b) + fc_subnet(b, 2 * a)
-        fc_buffers = 2 * dim  # the random permutation and its inverse, as indices
-    else:
-        a, b = dim - dim // 2, dim // 2
-        fc_params = fc_subnet(a, 2 * b) + 2 * dim
-        fc_buffers = 2 * dim * dim  # FrEIA keeps hard permutations as D × D matrices too
-    params += fc_blocks * fc_params
-    buffers += fc_blocks * fc_buffers
-    flops += fc_blocks * 2 * (fc_params + dim)
-    activations += fc_blocks * (3 * dim + 3 * fc_width)
+    cost.add_fc_couplings(dim, config.get("fc_blocks", 1), config.get("fc_width", 64),
+                          glow=config.get("fc_coupling", "allinone") == "glow")
     n_classes = config["n_classes"]
-    params += n_classes * dim + n_classes  # class means μ (or a baseline's linear head)
+    cost.params += n_classes * dim + n_classes  # class means μ (or a baseline's linear head)
     if config.get("dct_pooling"):
-        buffers += h * h + w * w + 2 * h * w
-    return Footprint(params, buffers, activations, 3 * flops / 1e9, work)
+        cost.buffers += h * h + w * w + 2 * h * w
+    return Footprint(cost.params, cost.buffers, cost.activations, 3 * cost.flops / 1e9, cost.work)
+
+
+@dataclass
+class _Cost:
+    """The running totals of :func:`footprint`, part by part of the network (see ``ibinn.model``);
+    ``flops`` of the forward pass, ``work`` Σ c³ of the soft permutations."""
+
+    official: bool  #: the official code's subnetworks (with batch norm), else plain ones
+    params: int = 0
+    buffers: int = 0
+    activations: int = 0
+    flops: float = 0.0
+    work: float = 0.0
+
+    def conv_subnet(self, c_in: int, c_out: int, width: int) -> tuple[int, int]:
+        """Parameters and buffers of a convolutional subnetwork."""
+        if self.official:  # 3×3, BN, 3×3, BN, 1×1; BN keeps running mean, variance and a step count
+            return 9 * c_in * width + 9 * width * width + 4 * width + width * c_out + c_out, 4 * width + 2
+        return 9 * c_in * width + width + width * width + width + 9 * width * c_out + c_out, 0
+
+    def add_downsampling_coupling(self, c: int, h: int, w: int, wide: int) -> None:
+        """The learned downsampling of a ``c × h × w`` input: two subnets of width ``wide``."""
+        a, b = c // 2, c - c // 2
+        for c_in, c_out in ((a, 8 * b), (4 * b, 8 * a)):
+            p, buf = self.conv_subnet(c_in, c_out, wide)
+            self.params, self.buffers = self.params + p, self.buffers + buf
+            self.flops += 2 * p * (h // 2) * (w // 2)
+        self.activations += 6 * wide * (h // 2) * (w // 2)
+
+    def add_conv_couplings(self, c: int, h: int, w: int, blocks: int, width: int) -> None:
+        """A level's ``blocks`` convolutional coupling blocks on ``c × h × w``."""
+        a, b = c - c // 2, c // 2  # a coupling conditions on a channels, transforms b
+        sub, sub_buffers = self.conv_subnet(a, 2 * b, width)
+        block_params = sub + 2 * c  # and the block's global scale and offset
+        self.params += blocks * block_params
+        self.buffers += blocks * (2 * c * c + sub_buffers)  # soft permutation and its inverse
+        self.flops += blocks * 2 * (block_params + c * c) * h * w
+        self.activations += blocks * (3 * c + 3 * width) * h * w
+        self.work += blocks * float(c) ** 3
+
+    def add_fc_couplings(self, dim: int, blocks: int, width: int, glow: bool) -> None:
+        """The ``blocks`` fully-connected coupling blocks on the flattened ``dim`` values."""
+        def fc_subnet(d_in: int, d_out: int) -> int:
+            return d_in * width + width + width * d_out + d_out
+
+        if glow:  # both halves transformed, no global affine
+            a, b = dim // 2, dim - dim // 2
+            fc_params = fc_subnet(a, 2 * b) + fc_subnet(b, 2 * a)
+            fc_buffers = 2 * dim  # the random permutation and its inverse, as indices
+        else:
+            a, b = dim - dim // 2, dim // 2
+            fc_params = fc_subnet(a, 2 * b) + 2 * dim
+            fc_buffers = 2 * dim * dim  # FrEIA keeps hard permutations as D × D matrices too
+        self.params += blocks * fc_params
+        self.buffers += blocks * fc_buffers
+        self.flops += blocks * 2 * (fc_params + dim)
+        self.activations += blocks * (3 * dim + 3 * width)
 
 
 def _check_int_list(name: str, value, low: int, high: int, max_len: int) -> list[int]:

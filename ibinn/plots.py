@@ -150,8 +150,6 @@ def gamma_curves(rows: list[dict], baselines: dict[str, dict] | None = None, tit
     ``baselines``: name → report of discriminative classifiers, drawn as dashed horizontal lines;
     ``note``: a caveat printed under the title. Metrics no run measured get no panel.
     """
-    import plotly.graph_objects as go
-    from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
     fig6 = _Figure6.of(rows, baselines)
@@ -163,28 +161,50 @@ def gamma_curves(rows: list[dict], baselines: dict[str, dict] | None = None, tit
     in_legend: set[str] = set()  # each baseline named once, all its panels toggled together
     for i, key in enumerate(fig6.panels):
         at = dict(row=i // cols + 1, col=i % cols + 1)
-        for pts, on_path in ((fig6.on_path[key], True), (fig6.apart[key], False)):
-            if not pts:
-                continue
-            x, y, text = zip(*pts, strict=True)
-            fig.add_trace(go.Scatter(
-                x=x, y=y, text=text, mode="lines+markers" if on_path else "markers",
-                name=CURVES[key][2], showlegend=False, line=dict(color="#1f77b4"),
-                marker=dict(symbol="circle" if on_path else "diamond", size=8 if on_path else 11,
-                            color="#1f77b4" if on_path else "#ff7f0e"),
-                hovertemplate="%{text}<br>%{y:.4g}<extra></extra>"), **at)
-        for j, (name, values) in enumerate(fig6.baselines.items()):
-            if values[key] is None:
-                continue
-            fig.add_trace(go.Scatter(
-                x=fig6.x_span, y=[values[key]] * 2, mode="lines", name=name, legendgroup=name,
-                showlegend=name not in in_legend,
-                line=dict(dash="dash", color=qualitative.D3[(j + 2) % len(qualitative.D3)]),
-                hovertemplate=f"{name}<br>%{{y:.4g}}<extra></extra>"), **at)
-            in_legend.add(name)
+        _plotly_runs(fig, fig6, key, at)
+        _plotly_baselines(fig, fig6, key, at, in_legend)
         fig.update_xaxes(tickvals=tickvals, ticktext=ticktext, title_text="γ (log scale)", **at)
         if ticks := fig6.log_ticks(key):
             fig.update_yaxes(type="log", tickvals=ticks, title_text="log scale", **at)
+    _plotly_layout(fig, nrows, title, note)
+    return fig
+
+
+def _plotly_runs(fig, fig6: _Figure6, key: str, at: dict) -> None:
+    """A panel's runs: the IB path along γ as a line, the runs off it as lone markers."""
+    import plotly.graph_objects as go
+
+    for pts, on_path in ((fig6.on_path[key], True), (fig6.apart[key], False)):
+        if not pts:
+            continue
+        x, y, text = zip(*pts, strict=True)
+        fig.add_trace(go.Scatter(
+            x=x, y=y, text=text, mode="lines+markers" if on_path else "markers",
+            name=CURVES[key][2], showlegend=False, line=dict(color="#1f77b4"),
+            marker=dict(symbol="circle" if on_path else "diamond", size=8 if on_path else 11,
+                        color="#1f77b4" if on_path else "#ff7f0e"),
+            hovertemplate="%{text}<br>%{y:.4g}<extra></extra>"), **at)
+
+
+def _plotly_baselines(fig, fig6: _Figure6, key: str, at: dict, in_legend: set[str]) -> None:
+    """A panel's baselines as dashed horizontal lines, each named in the legend once (the names
+    already there are in ``in_legend``, which this adds to)."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+
+    for j, (name, values) in enumerate(fig6.baselines.items()):
+        if values[key] is None:
+            continue
+        fig.add_trace(go.Scatter(
+            x=fig6.x_span, y=[values[key]] * 2, mode="lines", name=name, legendgroup=name,
+            showlegend=name not in in_legend,
+            line=dict(dash="dash", color=qualitative.D3[(j + 2) % len(qualitative.D3)]),
+            hovertemplate=f"{name}<br>%{{y:.4g}}<extra></extra>"), **at)
+        in_legend.add(name)
+
+
+def _plotly_layout(fig, nrows: int, title: str, note: str) -> None:
+    """The title (with ``note`` under it), the figure's height and the legend below the panels."""
     if note:
         title = f"{title}<br><sup>{note}</sup>" if title else f"<sup>{note}</sup>"
     # 60 px even without a title: the first row's panel titles stay clear of plotly's toolbar
@@ -194,7 +214,6 @@ def gamma_curves(rows: list[dict], baselines: dict[str, dict] | None = None, tit
     fig.update_layout(height=height, title=title or None, margin=dict(l=10, r=10, t=top, b=bottom),
                       legend=dict(orientation="h", yanchor="top", y=-62 / (height - top - bottom),
                                   x=0, title_text="discriminative baselines"))
-    return fig
 
 
 def _png(fig6: _Figure6, path: Path, title: str, note: str) -> None:

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from . import plots
 from .checkpoint import atomic_write
 from .data import dataset_label, load_dataset
-from .evaluate import _jsonable, dataset_note, evaluate, markdown_table, write_report
+from .evaluate import dataset_note, evaluate, jsonable, markdown_table, write_report
 from .model import IBINN
 from .train import CONFIG_FILE, METRICS_FILE, RUN_ONLY, WEIGHTS_FILE, TrainConfig, train
 
@@ -150,7 +150,7 @@ def sweep(base: TrainConfig, gammas: list[float], modes: list[str], out: str | P
     atomic_write(out / "sweep.md", lambda tmp: Path(tmp).write_text(table))
     saved = [r | {"gamma": "inf" if math.isinf(r["gamma"]) else r["gamma"]} for r in rows]
     atomic_write(out / "sweep.json", lambda tmp: Path(tmp).write_text(
-        json.dumps(_jsonable(saved), indent=2)))
+        json.dumps(jsonable(saved), indent=2)))
     for path in figures:
         plots.write_curves(rows, path, data=dataset_label(base.dataset), note=note)
     return rows

@@ -30,11 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import explore
 from .checkpoint import CheckpointError, RunFolderBusy, atomic_write, run_folder_lock
 from .data import PRETRAINED_DIR, ImageData, dataset_label, load_dataset
-from .evaluate import CONVENTIONS, _jsonable, dataset_note, evaluate, markdown_table
+from .evaluate import CONVENTIONS, dataset_note, evaluate, jsonable, markdown_table
+from .loading import WEIGHTS_FILE, load_path
 from .model import ImageClassifier
-from .train import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, TrainConfig, train
+from .train import CONFIG_FILE, METRICS_FILE, TrainConfig, train
 
 MANIFEST = "manifest.json"
 CARD = "card.json"
@@ -127,9 +129,6 @@ def derived(name: str, root: Path = PRETRAINED_DIR) -> dict[str, np.ndarray]:
 def write_derived(name: str, root: Path = PRETRAINED_DIR, manifest: bool = True) -> Path:
     """Compute :func:`ibinn.explore.derived_arrays` of zoo model ``name`` on its family's demo set
     and store them beside its weights (compressed, no pickles)."""
-    from . import explore
-    from . import load as load_path
-
     folder = Path(root) / name
     model = load_path(folder / WEIGHTS_FILE, device="cpu")
     arrays = explore.derived_arrays(model, load_dataset(f"demo:{name.split('/')[0]}"))
@@ -184,6 +183,22 @@ def markdown_report(cards: list[ModelCard]) -> str:
     return "\n".join(parts)
 
 
+def text_table(cards: list[ModelCard]) -> str:
+    """One line a card, as ``ibinn zoo`` lists them: its headline metrics and compute."""
+    def fmt(v, d=2):
+        return "–" if v is None else f"{v:.{d}f}"
+
+    lines = [f"{'name':28} {'data':16} {'model':12} {'err %':>6} {'bits/dim':>8} {'ECE %':>6} "
+             f"{'OoD AUC %':>9}  compute"]
+    for c in cards:
+        t, avg = c.metrics.get("test", {}), c.metrics.get("ood_average", {})
+        lines.append(f"{c.name:28} {c.dataset_label:16} {c.label:12} {fmt(t.get('error')):>6} "
+                     f"{fmt(t.get('bits_per_dim'), 3):>8} {fmt(t.get('ece')):>6} "
+                     f"{fmt(avg.get('auc_typicality')):>9}  {c.epochs:g} epochs, {c.device}, "
+                     f"{c.train_seconds / 60:.0f} min")
+    return "\n".join(lines)
+
+
 def sweep_rows(cards: list[ModelCard]) -> list[dict]:
     """The IB-INN cards among ``cards`` as ``ibinn.sweep`` rows, so that Fig. 6 can be drawn
     from the shipped full-test-set metrics without evaluating again (baselines have no γ)."""
@@ -215,8 +230,6 @@ def name_of(path: str | Path, root: Path = PRETRAINED_DIR) -> str | None:
 
 def load(name: str, device="auto", root: Path = PRETRAINED_DIR) -> ImageClassifier:
     """Load a zoo model by name after checking its files against the manifest."""
-    from . import load as load_path
-
     if not is_zoo_name(name, root):
         known = ", ".join(c.name for c in list_models(root)) or "none"
         raise CheckpointError(f"no pretrained model {name!r}; available: {known}")
@@ -235,8 +248,6 @@ def add(run: str | Path, name: str, command: str, test_data: str | None = None,
     ``train_config`` the run's ``train_config.json`` without ``out`` (where the run was written is
     no part of the recipe: :func:`rebuild` trains in a scratch folder).
     """
-    from . import load as load_path
-
     run = Path(run)
     family = name.split("/")[0]
     model = load_path(run / WEIGHTS_FILE, device="cpu")
@@ -264,7 +275,7 @@ def add(run: str | Path, name: str, command: str, test_data: str | None = None,
         "created": time.strftime("%Y-%m-%d"), "notes": notes, "metrics": report, "demo_metrics": demo,
     }
     atomic_write(folder / CARD, lambda tmp: Path(tmp).write_text(
-        json.dumps(_jsonable(card), indent=2)))
+        json.dumps(jsonable(card), indent=2)))
     write_derived(name, Path(root))
     return read_card(folder, Path(root))
 
@@ -318,7 +329,7 @@ def reevaluate(family: str | None = None, root_data: str | Path | None = None,
                                      None, None if root_data is None else str(root_data), progress)
         data.update(metrics=report, demo_metrics=demo, evaluated=time.strftime("%Y-%m-%d"))
         atomic_write(card.path.parent / CARD, lambda tmp, d=data: Path(tmp).write_text(
-            json.dumps(_jsonable(d), indent=2)))
+            json.dumps(jsonable(d), indent=2)))
         write_manifest(Path(root))
         updated.append(read_card(card.path.parent, Path(root)))
         if on_card is not None:
@@ -350,43 +361,62 @@ def rebuild(family: str | None = None, root_data: str | None = None, root: Path 
 
     Returns the cards rebuilt by this call and whether the whole zoo (of ``family``) is done.
     """
-    replace = {k: v for k, v in (("root", root_data), ("device", device)) if v is not None}
     cards = [card for card in list_models(root) if not family or card.family == family]
     for card in cards:
         if not card.train_config:
             raise CheckpointError(f"{card.name}: its card holds no train_config to rebuild from")
     with contextlib.ExitStack() as stack:
         base = Path(work) if work is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        plans = []
-        for card in cards:
-            config = TrainConfig.from_json(card.train_config)
-            if budget_minutes is not None:
-                config = config.with_recipe(budget_minutes=budget_minutes)
-            plans.append((card, dataclasses.replace(config, out=str(base / card.name / "run"), **replace)))
-        trained = True
-        for card, config in plans:
-            if (base / card.name / DONE_MARK).exists() or (Path(config.out) / METRICS_FILE).exists():
-                continue  # packaged, or trained by an earlier segment
-            try:
-                if not train(config, resume=True, progress=progress, should_stop=should_stop).finished:
-                    return [], False
-            except RunFolderBusy:  # another process trains it
-                trained = False
-        if not trained:
+        plans = _rebuild_plans(cards, base, root_data, device, budget_minutes)
+        if not _train_plans(plans, base, progress, should_stop):
             return [], False
         with run_folder_lock(base / "package"):  # one process packages the family
-            rebuilt = []
-            for card, config in plans:
-                if (base / card.name / DONE_MARK).exists():
-                    continue
-                command, notes = card.command, card.notes
-                if budget_minutes is not None:
-                    command = dataclasses.replace(config, out=f"runs/{card.name}").command()
-                    notes = _recipe_notes(config)
-                rebuilt.append(add(config.out, card.name, command, root_data=root_data, root=root,
-                                   notes=notes))
-                (base / card.name / DONE_MARK).touch()
-    return rebuilt, True
+            return _package_plans(plans, base, root_data, root, budget_minutes), True
+
+
+def _rebuild_plans(cards: list[ModelCard], base: Path, root_data: str | None, device: str | None,
+                   budget_minutes: float | None) -> list[tuple[ModelCard, TrainConfig]]:
+    """Each card with the training config that rebuilds it in ``base/<name>/run``."""
+    replace = {k: v for k, v in (("root", root_data), ("device", device)) if v is not None}
+    plans = []
+    for card in cards:
+        config = TrainConfig.from_json(card.train_config)
+        if budget_minutes is not None:
+            config = config.with_recipe(budget_minutes=budget_minutes)
+        plans.append((card, dataclasses.replace(config, out=str(base / card.name / "run"), **replace)))
+    return plans
+
+
+def _train_plans(plans: list[tuple[ModelCard, TrainConfig]], base: Path, progress: bool,
+                 should_stop: Callable[[], bool] | None) -> bool:
+    """Train (or resume) every model not yet trained; whether all of them now are."""
+    trained = True
+    for card, config in plans:
+        if (base / card.name / DONE_MARK).exists() or (Path(config.out) / METRICS_FILE).exists():
+            continue  # packaged, or trained by an earlier segment
+        try:
+            if not train(config, resume=True, progress=progress, should_stop=should_stop).finished:
+                return False
+        except RunFolderBusy:  # another process trains it
+            trained = False
+    return trained
+
+
+def _package_plans(plans: list[tuple[ModelCard, TrainConfig]], base: Path, root_data: str | None,
+                   root: Path, budget_minutes: float | None) -> list[ModelCard]:
+    """Add every trained model not yet packaged to the zoo (see :func:`add`); their new cards."""
+    rebuilt = []
+    for card, config in plans:
+        if (base / card.name / DONE_MARK).exists():
+            continue
+        command, notes = card.command, card.notes
+        if budget_minutes is not None:
+            command = dataclasses.replace(config, out=f"runs/{card.name}").command()
+            notes = _recipe_notes(config)
+        rebuilt.append(add(config.out, card.name, command, root_data=root_data, root=root,
+                           notes=notes))
+        (base / card.name / DONE_MARK).touch()
+    return rebuilt
 
 
 def _recipe_notes(config: TrainConfig) -> str:
