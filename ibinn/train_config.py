@@ -23,6 +23,7 @@ from . import data as D
 from . import limits as L
 from .baselines import MODEL_TYPES
 from .checkpoint import atomic_write
+from .loading import WEIGHTS_FILE  # noqa: F401  (a run folder's file, re-exported)
 from .losses import MODES
 from .model_config import PRESETS, ModelConfig
 
@@ -30,9 +31,8 @@ from .model_config import PRESETS, ModelConfig
 SCHEDULES = ("linear", "cosine", "one-cycle", "step")
 
 #: The files of a run folder (``TrainConfig.out``): the training state to resume from, the
-#: model, the config and the test metrics.
+#: model (:data:`ibinn.loading.WEIGHTS_FILE`), the config and the test metrics.
 STATE_FILE = "train_state.pt"
-WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "train_config.json"
 METRICS_FILE = "metrics.json"
 #: Most frames of the latent space a run may keep (``snapshots``; see :mod:`ibinn.run_snapshots`):
