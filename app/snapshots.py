@@ -21,7 +21,7 @@ def _aligned_snapshots(out: str, mtime_ns: int) -> dict[str, np.ndarray]:
 
 
 def training_snapshots(out: str | Path) -> dict[str, np.ndarray]:
-    """A run's latent snapshots (:func:`ibinn.train.load_snapshots`), frames aligned by
+    """A run's latent snapshots (:func:`ibinn.run_snapshots.load_snapshots`), frames aligned by
     :func:`ibinn.explore.align_frames`; empty when it has none. Cached per version of the file, so
     that the Train page's polling reads it again only when the job has written a new frame."""
     path = Path(out) / SNAPSHOTS_FILE

@@ -182,7 +182,7 @@ def _output_folder(out: str) -> None:
 
 def _check_resume(args, given: dict[str, str]) -> None:
     """Refuse options that ``--resume`` would ignore: a resumed run keeps its saved settings
-    (only those of :data:`ibinn.train.RUN_ONLY` may change), so a different value would be lost."""
+    (only those of :data:`ibinn.train_config.RUN_ONLY` may change), so a different value would be lost."""
     state_path = Path(args.out) / T.STATE_FILE
     if not args.resume or not state_path.exists():
         return

@@ -45,7 +45,7 @@ MIB = 2**20
 
 @dataclass(frozen=True)
 class Limits:
-    """Upper bounds, each with a default that admits every preset of :data:`ibinn.model.PRESETS`
+    """Upper bounds, each with a default that admits every preset of :data:`ibinn.model_config.PRESETS`
     on images up to 64 × 64 with room to spare. Change them through ``$IBINN_LIMITS``."""
 
     # ---- model configs (checked before a model is built)
@@ -194,7 +194,7 @@ class Footprint:
 
 
 def footprint(config: dict) -> Footprint:
-    """The cost of the architecture :func:`ibinn.model.build_inn` makes of ``config`` (a config
+    """The cost of the architecture :func:`ibinn.network.build_inn` makes of ``config`` (a config
     dict whose sizes :func:`check_model_config` has checked), without building it."""
     c, h, w = config["image_shape"]
     cost = _Cost(official=config.get("subnet", "plain") == "official")
@@ -285,7 +285,7 @@ def check_model_config(config: dict, limits: Limits | None = None) -> Footprint:
     Checks types and ranges of the fields that decide how large the model is (image shape,
     classes and their names, levels, widths, fully-connected blocks), then the memory, compute and
     initialisation work they imply. Raises ``ValueError`` naming the field out of range; returns
-    the :class:`Footprint`. The other fields are checked by :class:`ibinn.model.ModelConfig`.
+    the :class:`Footprint`. The other fields are checked by :class:`ibinn.model_config.ModelConfig`.
     """
     lim = limits or current()
     if not isinstance(config, dict):

@@ -191,7 +191,7 @@ def latent_forming(xy: np.ndarray, mu_xy: np.ndarray, labels: np.ndarray, classe
                    plot_width: int = 440) -> go.Figure:
     """The latent space forming during training: one frame per snapshot (images as points
     coloured by true class, class means as stars), with play / pause and a slider of steps; it
-    opens on the last frame. Arrays as :func:`ibinn.train.load_snapshots` gives them, aligned by
+    opens on the last frame. Arrays as :func:`ibinn.run_snapshots.load_snapshots` gives them, aligned by
     :func:`ibinn.explore.align_frames`; the axes hold every frame, so motion reads as motion.
     Play runs from the first frame (the untrained model). ``plot_width``: about how wide the plot
     area will be (px), to place the means' labels."""

@@ -53,7 +53,7 @@ def is_discriminative(model: ImageClassifier | type[ImageClassifier]) -> bool:
 def capability_table(models: dict[str, ImageClassifier | type[ImageClassifier]]
                      ) -> dict[str, dict[str, bool]]:
     """Capability → {model label → declared or not}, from each model's (class's)
-    :meth:`~ibinn.model.ImageClassifier.capabilities`; rows in the order they declare them.
+    :meth:`~ibinn.classifier.ImageClassifier.capabilities`; rows in the order they declare them.
 
     Example:
         >>> import ibinn
