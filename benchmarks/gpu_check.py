@@ -12,7 +12,7 @@ Checks (each prints PASS or FAIL and why; the exit status is the number of failu
    % of the device's own matmul peak) for the ``small`` and ``paper`` presets at the batch sizes
    given.
 
-    python benchmarks/gpu_check.py                    # about 5-10 minutes on an H100
+    python benchmarks/gpu_check.py                    # about 5-10 minutes on an H200
     python benchmarks/gpu_check.py --skip-throughput  # the checks alone, about 2 minutes
 
 Needs CUDA, FrEIA and the demo data (``pretrained/*/demo.npz``; with ``--no-zoo`` the shipped

@@ -19,6 +19,11 @@ figures (JPEG smoothing lowers them); its error is close to the original's.
     python benchmarks/recipe.py --dataset fashion-mnist --root ../shared/data/fashion-mnist \
       --set augment=flip --budgets 5 15
     python benchmarks/recipe.py --dataset demo:fashion-mnist --budgets 0.2 --preset tiny  # a smoke test
+
+A knob of the new recipe is measured the same way, as a named variant beside it
+(``--variant NAME FLAG=VALUE ...``: the new recipe with those ``ibinn train`` flags changed):
+
+    python benchmarks/recipe.py --recipes new --variant batch-64 batch_size=64 --budgets 15
 """
 
 from __future__ import annotations
@@ -38,18 +43,37 @@ RECIPES: dict[str, list[str]] = {
 }
 
 
-def command(recipe: str, budget: float, out: Path, args: argparse.Namespace) -> list[str]:
+def flags(settings: list[str]) -> list[str]:
+    """``ibinn train`` flags from ``FLAG=VALUE`` settings (``batch_size=64`` → ``--batch-size 64``)."""
+    out = []
+    for setting in settings:
+        name, sep, value = setting.partition("=")
+        if not sep or not name:
+            sys.exit(f"not FLAG=VALUE: {setting!r}")
+        out += [f"--{name.replace('_', '-')}", value]
+    return out
+
+
+def recipes(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The ``ibinn train`` flags of each recipe to run: the chosen ones, then the variants."""
+    chosen = {name: RECIPES[name] for name in args.recipes}
+    for name, *settings in args.variant:
+        if name in chosen:
+            sys.exit(f"variant {name!r}: the name is taken")
+        chosen[name] = RECIPES["new"] + flags(settings)
+    return chosen
+
+
+def command(recipe_flags: list[str], budget: float, out: Path, args: argparse.Namespace) -> list[str]:
     cmd = [sys.executable, "-m", "ibinn.cli", "train", "--dataset", args.dataset, "--model", args.model,
            "--gamma", str(args.gamma), "--preset", args.preset, "--budget-minutes", str(budget),
-           "--quiet", "--out", str(out), *RECIPES[recipe]]
+           "--quiet", "--out", str(out)]
     for arch in args.arch:
         cmd += ["--arch", arch]
     if args.root:
         cmd += ["--root", args.root]
-    for setting in args.set:
-        name, _, value = setting.partition("=")
-        cmd += [f"--{name.replace('_', '-')}", value]
-    return cmd
+    # the recipe's own flags come last, so a variant overrides a shared --set
+    return cmd + flags(args.set) + recipe_flags
 
 
 def figures(out: Path) -> dict:
@@ -65,7 +89,7 @@ def figures(out: Path) -> dict:
             "seconds": metrics["train_seconds"], "compile": last["compile"]}
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="imagefolder:data/cifar10-jpeg")
     parser.add_argument("--root")
@@ -75,18 +99,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arch", action="append", default=[],
                         help="KEY=VALUE, as ibinn train's (the CIFAR-10 zoo's: fc_width=128)")
     parser.add_argument("--budgets", type=float, nargs="+", default=[5.0, 15.0, 45.0])
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--set", action="append", default=[], metavar="FLAG=VALUE",
                         help="an ibinn train flag for every run, e.g. augment=flip")
+    parser.add_argument("--variant", nargs="+", action="append", default=[],
+                        metavar="NAME FLAG=VALUE", help="the new recipe with some flags changed, as a row "
+                        "of its own, e.g. --variant batch-64 batch_size=64")
     parser.add_argument("--threads", type=int, default=1, help="torch threads a run")
     parser.add_argument("--work", help="folder for the runs (default: a temporary one)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="ibinn-recipe-"))
     env = os.environ | {"OMP_NUM_THREADS": str(args.threads)}
+    to_run = recipes(args)
     rows = []
     for budget in args.budgets:
-        runs = {recipe: work / f"{recipe}-{budget:g}min" for recipe in args.recipes}
-        procs = {recipe: subprocess.Popen(command(recipe, budget, out, args), env=env,
+        runs = {recipe: work / f"{recipe}-{budget:g}min" for recipe in to_run}
+        procs = {recipe: subprocess.Popen(command(to_run[recipe], budget, out, args), env=env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                  for recipe, out in runs.items()}
         for recipe, proc in procs.items():
