@@ -175,12 +175,20 @@ def markdown_report(cards: list[ModelCard]) -> str:
         note = dataset_note(members[0].metrics.get("data", ""))
         parts.append(f"### {label}\n\n" + markdown_table(
             {f"{c.name.split('/', 1)[1]} ({c.label})": c.metrics for c in members}, note))
-        lines = ["| Model | Parameters | Epochs | Device | Wall time | Command |",
-                 "|---|---|---|---|---|---|"]
-        lines += [f"| {c.name} | {c.parameters / 1e6:.2f} M | {c.epochs:g} | {c.device} | "
-                  f"{c.train_seconds / 60:.1f} min | `{c.command}` |" for c in members]
+        lines = ["| Model | Parameters | Epochs | Device | Budget | Wall time | Command |",
+                 "|---|---|---|---|---|---|---|"]
+        lines += [f"| {c.name} | {c.parameters / 1e6:.2f} M | {round(c.epochs, 1):g} | {c.device} | "
+                  f"{_budget(c)} | {c.train_seconds / 60:.1f} min | `{c.command}` |" for c in members]
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
+
+
+def _budget(card: ModelCard) -> str:
+    """The compute budget a card's run was sized to (``--budget-minutes``), or "–" (epochs)."""
+    minutes = (card.train_config or {}).get("budget_minutes")
+    if minutes is None:
+        return "–"
+    return f"{minutes:g} min" + (" CPU" if card.device == "cpu" else "")
 
 
 def text_table(cards: list[ModelCard]) -> str:
