@@ -61,6 +61,8 @@ def recipes(args: argparse.Namespace) -> dict[str, list[str]]:
         if name in chosen:
             sys.exit(f"variant {name!r}: the name is taken")
         chosen[name] = RECIPES["new"] + flags(settings)
+    if not chosen:
+        sys.exit("nothing to run: name a recipe (--recipes old new) or a --variant")
     return chosen
 
 

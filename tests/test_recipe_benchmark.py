@@ -48,9 +48,9 @@ def test_a_variant_is_the_new_recipe_with_its_flags_over_the_shared_ones(recipe)
 
 
 @pytest.mark.parametrize("argv", [["--variant", "new", "lr=0.01"], ["--variant", "x", "lr"],
-                                  ["--set", "=3"]])
+                                  ["--set", "=3"], ["--recipes"]])
 def test_bad_variants_stop_with_a_message(recipe, argv):
     args = recipe.parse_args(argv)
-    with pytest.raises(SystemExit, match="variant|FLAG=VALUE"):
+    with pytest.raises(SystemExit, match="variant|FLAG=VALUE|nothing to run"):
         for flags in recipe.recipes(args).values():
             recipe.command(flags, 5.0, Path("out"), args)
