@@ -6,8 +6,8 @@ machine), every run sized to the budget by ``ibinn train --budget-minutes``, and
 validation error and bits/dim each reached (the held-out split of the training set: the test set
 plays no part in the choice), with the steps, epochs and seconds it took.
 
-The recipes (:data:`RECIPES`): ``old``, the zoo's of 2026-11 (Adam, 5 % warm-up and cosine decay,
-no weight average, fp32, eager); ``new``, this version's defaults (Adam, 5 % warm-up and linear
+The recipes (:data:`RECIPES`): ``old``, the zoo's of 2026-11 (Adam at lr 1e-3, 5 % warm-up and cosine decay,
+no weight average, fp32, eager); ``new``, this version's defaults (Adam at lr 2e-3, 5 % warm-up and linear
 decay to zero, an average of the weights with a half-life of 5 % of the run, bf16 where the device
 computes it natively, ``--compile auto``). Both use
 the data set's default augmentation (flips and crops for RGB data) unless ``--set`` says otherwise.
@@ -38,7 +38,8 @@ from pathlib import Path
 
 #: ``ibinn train`` flags of each recipe (on top of the shared ones).
 RECIPES: dict[str, list[str]] = {
-    "old": ["--schedule", "cosine", "--warmup", "0.05", "--ema", "0", "--no-amp", "--compile", "off"],
+    "old": ["--lr", "0.001", "--schedule", "cosine", "--warmup", "0.05", "--ema", "0", "--no-amp",
+            "--compile", "off"],
     "new": [],  # this version's defaults
 }
 

@@ -87,7 +87,7 @@ def _add_recipe_options(p: argparse.ArgumentParser, d: T.TrainConfig) -> None:
     p.add_argument("--epochs", type=float, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
-    p.add_argument("--lr", type=float, help="learning rate (default 1e-3 Adam, 0.07 SGD)")
+    p.add_argument("--lr", type=float, help="learning rate (default 2e-3 Adam, 0.07 SGD)")
     p.add_argument("--schedule", choices=T.SCHEDULES, default=d.schedule,
                    help="learning-rate schedule: linear warm-up, then linear or cosine decay to "
                         "zero; one-cycle; or step, the paper's 10x decays (default %(default)s)")

@@ -35,7 +35,7 @@ TRAINING_EFFICIENCY = 0.5
 
 def make_optimizer(model: ImageClassifier, config: TrainConfig) -> torch.optim.Optimizer:
     """The run's fused Adam or SGD, with parameter groups for the IB-INN's μ and Φ."""
-    lr = config.lr if config.lr is not None else (1e-3 if config.optimizer == "adam" else 0.07)
+    lr = config.lr
     # the network's weights, decayed; the IB-INN's class means μ and weights Φ have their own groups
     net_params = [p for name, p in model.named_parameters()
                   if p.requires_grad and name not in ("mu", "phi")]

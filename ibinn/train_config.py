@@ -69,7 +69,7 @@ class TrainConfig:
     epochs: float = 5.0
     batch_size: int = 128
     optimizer: str = "adam"
-    lr: float | None = None  # default: 1e-3 for Adam, 0.07 for SGD
+    lr: float | None = None  # None: the optimizer's DEFAULT_LR, filled in when the config is made
     schedule: str = "linear"  # one of SCHEDULES
     warmup: float = 0.05  # share of the steps with a linear learning-rate warm-up
     ema: float = 0.05  # half-life of the weight average, as a share of the steps; 0: no average
@@ -113,8 +113,9 @@ class TrainConfig:
         self.gamma = L.real("gamma", self.gamma, low=0, allow_inf=True)
         self.epochs = L.real("epochs", self.epochs, low=0, high=1e6, low_open=True)
         self.batch_size = L.integer("batch_size", self.batch_size, 1, L.current().max_batch_size)
-        if self.lr is not None:
-            self.lr = L.real("lr", self.lr, low=0, low_open=True)
+        # a number, not None, so that a saved config keeps its rate when the default changes
+        self.lr = L.real("lr", DEFAULT_LR[self.optimizer] if self.lr is None else self.lr,
+                         low=0, low_open=True)
         for name, low, high in (("lr_mu_factor", 0, 1e6), ("weight_decay", 0, 1e3),
                                 ("sigma", 0, 1.0), ("label_smoothing", 0, 0.999),
                                 ("warmup", 0, 0.5), ("ema", 0, 1.0)):
@@ -135,7 +136,8 @@ class TrainConfig:
         """This run (data, model, loss, seed) under this version's default recipe (:data:`RECIPE`)
         with ``changes``: how ``ibinn zoo rebuild --budget-minutes`` retrains a zoo."""
         defaults = TrainConfig()
-        return dataclasses.replace(self, **{name: getattr(defaults, name) for name in RECIPE} | changes)
+        recipe = {name: getattr(defaults, name) for name in RECIPE} | {"lr": None}  # the optimizer's
+        return dataclasses.replace(self, **recipe | changes)
 
     def command(self) -> str:
         """The ``ibinn train`` command that makes this run (flags for the fields off their defaults).
@@ -147,7 +149,8 @@ class TrainConfig:
         defaults, words = TrainConfig(), ["ibinn", "train"]
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "out" or value == getattr(defaults, f.name):
+            default = DEFAULT_LR[self.optimizer] if f.name == "lr" else getattr(defaults, f.name)
+            if f.name == "out" or value == default:
                 continue
             flag = "--" + f.name.replace("_", "-")
             if f.name == "model_overrides":
@@ -177,6 +180,8 @@ class TrainConfig:
             data["augment"] = "flip-crop" if data["augment"] else "none"
         if "schedule" not in data:  # runs saved before the recipe had these parts: their recipe
             data |= LEGACY_RECIPE[data.get("optimizer", "adam")]
+        if data.get("lr") is None:  # saved while None meant the default of the time
+            data["lr"] = LEGACY_LR[data.get("optimizer", "adam")]
         return cls(**data)
 
 
@@ -185,6 +190,14 @@ class TrainConfig:
 RECIPE = ("optimizer", "lr", "lr_mu_factor", "weight_decay", "grad_clip", "label_smoothing", "sigma",
           "augment", "batch_size", "epochs", "budget_minutes", "schedule", "warmup", "ema", "amp",
           "compile", "val_size")
+
+#: Each optimizer's learning rate when a config names none. Adam's is 2e-3: on CIFAR-10 (JPEG),
+#: γ = 1, 15 CPU-minutes, it reached 34.2 % validation error where 1e-3 reached 37.8 % and 4e-3
+#: 37.3 % (``benchmarks/recipe.py --variant``, README); SGD's is the paper's (appendix E).
+DEFAULT_LR = {"adam": 2e-3, "sgd": 0.07}
+
+#: What a saved ``lr: null`` means: the default before 2026-12-04 (1e-3 Adam, 0.07 SGD).
+LEGACY_LR = {"adam": 1e-3, "sgd": 0.07}
 
 #: The recipe of configs saved before schedules and the weight average were settings (the zoo of
 #: 2026-11): Adam with a 5 % warm-up and cosine decay, SGD with the paper's steps; no average.

@@ -29,6 +29,7 @@ from ibinn.train import (
     snapshot_interval,
     train,
 )
+from ibinn.train_config import DEFAULT_LR, LEGACY_LR
 
 from .conftest import assert_same_weights, torch_threads
 
@@ -143,11 +144,29 @@ def test_a_config_field_is_refused_or_kept_as_given(field, value):
     except ValueError:
         return
     kept = getattr(config, field)
+    if field == "lr" and value is None:  # no rate: the optimizer's default
+        value = DEFAULT_LR["adam"]
     assert kept == value and type(kept) is not bool, (field, value, kept)
     if field in ("dataset", "model", "preset", "mode", "device", "compile", "optimizer"):
         assert isinstance(kept, str) and kept
     elif field != "gamma":
         assert kept is None or np.isfinite(kept), (field, kept)
+
+
+def test_a_config_holds_its_learning_rate_and_old_saved_configs_keep_theirs(tmp_path):
+    """The default rate is filled in (so a saved config keeps it when the default changes); an
+    ``lr: null`` saved while None meant "the default" loads as the rate it trained with."""
+    assert _config(tmp_path).lr == DEFAULT_LR["adam"] != LEGACY_LR["adam"]
+    assert _config(tmp_path, optimizer="sgd").lr == DEFAULT_LR["sgd"]
+    assert TrainConfig.from_json(_config(tmp_path).to_json()).lr == DEFAULT_LR["adam"]
+    for optimizer in ("adam", "sgd"):
+        saved = _config(tmp_path, optimizer=optimizer).to_json() | {"lr": None}
+        assert TrainConfig.from_json(saved).lr == LEGACY_LR[optimizer]
+        # the zoo's rebuild recipe: this version's optimizer at its own default rate
+        assert TrainConfig.from_json(saved).with_recipe(budget_minutes=5).lr == DEFAULT_LR["adam"]
+    assert TrainConfig(optimizer="sgd").with_recipe(optimizer="sgd").lr == DEFAULT_LR["sgd"]
+    assert "--lr" not in TrainConfig(optimizer="sgd").command()
+    assert "--lr 0.001" in TrainConfig(lr=1e-3).command()
 
 
 def test_configs_saved_with_boolean_augment_still_load(tmp_path):
