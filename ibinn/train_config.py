@@ -196,7 +196,8 @@ RECIPE = ("optimizer", "lr", "lr_mu_factor", "weight_decay", "grad_clip", "label
 #: 37.3 % (``benchmarks/recipe.py --variant``, README); SGD's is the paper's (appendix E).
 DEFAULT_LR = {"adam": 2e-3, "sgd": 0.07}
 
-#: What a saved ``lr: null`` means: the default before 2026-12-04 (1e-3 Adam, 0.07 SGD).
+#: What a saved ``lr: null`` means: the default of the configs that saved it (1e-3 Adam, 0.07 SGD;
+#: the zoo of 2026-11 and the CIFAR-10 family of 2026-12-03).
 LEGACY_LR = {"adam": 1e-3, "sgd": 0.07}
 
 #: The recipe of configs saved before schedules and the weight average were settings (the zoo of
