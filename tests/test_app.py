@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 from PIL import Image
 
 from ibinn import zoo
@@ -793,3 +795,27 @@ def test_class_mean_labels_clear_the_stars_and_each_other() -> None:
     alone = figures.label_offsets(xy[:1], texts[:1])  # a lone star's label goes right above it
     assert alone == [(pytest.approx(0.0, abs=1e-9), -(figures.LABEL_LINE_PX / 2 + 12))]
     assert figures.value_range(np.array([3.0, np.nan]), np.array([-1.0])) == (-1.0, 3.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(points=hst.lists(hst.tuples(hst.floats(-1, 1), hst.floats(-1, 1)), min_size=1, max_size=10),
+       width=hst.floats(150, 900), height=hst.floats(100, 600), data=hst.data())
+def test_class_mean_labels_stay_in_the_plot(points, width, height, data) -> None:
+    """Wherever the means are (a star on the plot's edge: the Train page's "Trouser" was cut), each
+    label's box lies inside the plot area."""
+    import sys
+
+    sys.path.insert(0, str(APP.parent))
+    import figures
+
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+             "Bag", "Ankle boot"]
+    texts = data.draw(hst.lists(hst.sampled_from(names), min_size=len(points), max_size=len(points)))
+    xy, plot_px = np.array(points), np.array([width, height])
+    offsets = np.array(figures.label_offsets(xy, texts, ((-1.0, 1.0), (-1.0, 1.0)), tuple(plot_px)))
+    screen = (xy + 1) / 2 * plot_px
+    screen[:, 1] = plot_px[1] - screen[:, 1]  # y down
+    centres = screen + offsets
+    half = np.stack([[len(t) * figures.LABEL_CHAR_PX + 8 for t in texts],
+                     [figures.LABEL_LINE_PX] * len(texts)], axis=1) / 2
+    assert np.all(centres - half >= -1e-6) and np.all(centres + half <= plot_px + 1e-6), texts

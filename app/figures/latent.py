@@ -26,7 +26,9 @@ def label_offsets(xy: np.ndarray, texts: Sequence[str],
     the point, so that labels clear the other points and each other: the most crowded point
     first, each label takes, among 16 directions just clear of its point (or 28 px further), the
     spot whose box keeps the most room to every other point and every label placed so far.
-    ``extent``: the plot's x and y ranges (default: the points' own), drawn on ``plot_px`` pixels."""
+    ``extent``: the plot's x and y ranges, drawn on ``plot_px`` pixels; given, the labels stay in
+    the plot (a spot inside first; a box that fits nowhere is pushed in). Default: the points' own
+    ranges, with no edge."""
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     if not len(xy):
         return []
@@ -51,7 +53,12 @@ def label_offsets(xy: np.ndarray, texts: Sequence[str],
         else:
             room = np.full(len(steps), np.inf)
         score = np.minimum(room, 1.5) - np.repeat([0.0, 0.05], len(angles))  # near, if it fits
-        placed[int(i)] = centres[int(np.argmax(score))]
+        if extent is not None:  # inside the plot before anything else: past its edge, a label is cut
+            inside = np.all((centres >= half[i]) & (centres <= np.asarray(plot_px) - half[i]), axis=1)
+            score = score - 2.0 * ~inside
+        best = centres[int(np.argmax(score))]
+        placed[int(i)] = best if extent is None else np.clip(best, half[i], np.maximum(
+            half[i], np.asarray(plot_px) - half[i]))
     return [tuple(float(v) for v in placed[i] - screen[i]) for i in range(len(xy))]
 
 
