@@ -6,11 +6,11 @@ machine), every run sized to the budget by ``ibinn train --budget-minutes``, and
 validation error and bits/dim each reached (the held-out split of the training set: the test set
 plays no part in the choice), with the steps, epochs and seconds it took.
 
-The recipes (:data:`RECIPES`): ``old``, the zoo's of 2026-11 (Adam at lr 1e-3, 5 % warm-up and cosine decay,
-no weight average, fp32, eager); ``new``, this version's defaults (Adam at lr 2e-3, 5 % warm-up and linear
-decay to zero, an average of the weights with a half-life of 5 % of the run, bf16 where the device
-computes it natively, ``--compile auto``). Both use
-the data set's default augmentation (flips and crops for RGB data) unless ``--set`` says otherwise.
+The recipes (:data:`RECIPES`): ``old``, the zoo's of 2026-11 (Adam at lr 1e-3, 5 % warm-up and
+cosine decay, no weight average, fp32, eager); ``new``, this version's defaults (Adam at lr 2e-3,
+5 % warm-up and linear decay to zero, an average of the weights with a half-life of 5 % of the
+run, bf16 where the device computes it natively, ``--compile auto``). Both use the data set's
+default augmentation (flips and crops for RGB data) unless ``--set`` says otherwise.
 
 CIFAR-10 (JPEG) caveat: the JPEG copy's bits/dim are NOT comparable with published CIFAR-10
 figures (JPEG smoothing lowers them); its error is close to the original's.

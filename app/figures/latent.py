@@ -33,9 +33,9 @@ def label_offsets(xy: np.ndarray, texts: Sequence[str],
     if not len(xy):
         return []
     lo, hi = (np.array(extent, dtype=np.float64).T if extent is not None else (xy.min(0), xy.max(0)))
-    span = hi - lo
-    screen = (xy - lo) / np.where(span > 0, span, 1.0) * np.asarray(plot_px)
-    screen[:, 1] = plot_px[1] - screen[:, 1]  # y down
+    span, size = hi - lo, np.asarray(plot_px, dtype=np.float64)
+    screen = (xy - lo) / np.where(span > 0, span, 1.0) * size
+    screen[:, 1] = size[1] - screen[:, 1]  # y down
     half = np.stack([np.array([len(t) for t in texts]) * LABEL_CHAR_PX + 8,
                      np.full(len(xy), LABEL_LINE_PX)], axis=1) / 2  # each label's half box
     angles = -np.pi / 2 + np.linspace(0, 2 * np.pi, 16, endpoint=False)  # up first
@@ -54,11 +54,12 @@ def label_offsets(xy: np.ndarray, texts: Sequence[str],
             room = np.full(len(steps), np.inf)
         score = np.minimum(room, 1.5) - np.repeat([0.0, 0.05], len(angles))  # near, if it fits
         if extent is not None:  # inside the plot before anything else: past its edge, a label is cut
-            inside = np.all((centres >= half[i]) & (centres <= np.asarray(plot_px) - half[i]), axis=1)
+            inside = np.all((centres >= half[i]) & (centres <= size - half[i]), axis=1)
             score = score - 2.0 * ~inside
         best = centres[int(np.argmax(score))]
-        placed[int(i)] = best if extent is None else np.clip(best, half[i], np.maximum(
-            half[i], np.asarray(plot_px) - half[i]))
+        # a box that fits nowhere inside is pushed in
+        placed[int(i)] = best if extent is None else np.clip(best, half[i], np.maximum(half[i],
+                                                                                     size - half[i]))
     return [tuple(float(v) for v in placed[i] - screen[i]) for i in range(len(xy))]
 
 
