@@ -178,10 +178,12 @@ class TrainConfig:
         data["gamma"] = float(data["gamma"])
         if isinstance(data.get("augment"), bool):  # runs saved before flips came on their own
             data["augment"] = "flip-crop" if data["augment"] else "none"
-        if "schedule" not in data:  # runs saved before the recipe had these parts: their recipe
-            data |= LEGACY_RECIPE[data.get("optimizer", "adam")]
-        if data.get("lr") is None:  # saved while None meant the default of the time
-            data["lr"] = LEGACY_LR[data.get("optimizer", "adam")]
+        # an optimizer other than these is left to the constructor's error
+        optimizer = data.get("optimizer", "adam") if data.get("optimizer") in ("adam", "sgd", None) else None
+        if "schedule" not in data and optimizer:  # saved before the recipe had these parts
+            data |= LEGACY_RECIPE[optimizer]
+        if data.get("lr") is None and optimizer:  # saved while None meant the default of the time
+            data["lr"] = LEGACY_LR[optimizer]
         return cls(**data)
 
 

@@ -165,6 +165,9 @@ def test_a_config_holds_its_learning_rate_and_old_saved_configs_keep_theirs(tmp_
         # the zoo's rebuild recipe: this version's optimizer at its own default rate
         assert TrainConfig.from_json(saved).with_recipe(budget_minutes=5).lr == DEFAULT_LR["adam"]
     assert TrainConfig(optimizer="sgd").with_recipe(optimizer="sgd").lr == DEFAULT_LR["sgd"]
+    for damaged in ("rmsprop", ["adam"]):  # a damaged saved optimizer: the constructor's error
+        with pytest.raises(ValueError, match="optimizer"):
+            TrainConfig.from_json(_config(tmp_path).to_json() | {"optimizer": damaged, "lr": None})
     assert "--lr" not in TrainConfig(optimizer="sgd").command()
     assert "--lr 0.001" in TrainConfig(lr=1e-3).command()
 
