@@ -161,9 +161,10 @@ def test_shipped_zoo_has_the_whole_sweep(family):
 
 
 def _error_target(card: zoo.ModelCard) -> float:
-    """Issue 5's test-error target for a family's γ = 1 model (CIFAR-10: CPU- or GPU-trained)."""
+    """The test error a family's γ = 1 model must not exceed: issue 5's targets, tightened for
+    CIFAR-10 on the CPU to what issue 26's recipe reached (28.3 %), so a worse rebuild fails."""
     if card.family == "cifar10":
-        return 40.0 if card.device == "cpu" else 15.0
+        return 30.0 if card.device == "cpu" else 15.0
     return 10.0
 
 
