@@ -119,3 +119,26 @@ def test_lx_only_keeps_the_eq_9_limit():
     expected = 2 * losses.nll_x(z, log_det, mu, log_w).mean() / 3
     assert losses.ib_loss(z, log_det, mu, log_w, torch.eye(2), 0.0).item() == pytest.approx(
         expected.item())
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.1, 1.0, 10.0, math.inf])
+def test_only_l_x_trains_the_class_weights(gamma):
+    """Appendix B: the class weights w_y = log q(y) get their gradient from L_X alone, so
+    ∂L/∂Φ is that of the L_X term, 2/(1+γ) · L_X/D (none at γ = ∞), whatever the labels say.
+    Smoothed labels and unequal weights make a gradient through L_Y non-zero, so a loss that
+    let it through would fail here."""
+    torch.manual_seed(2)
+    n, d, k = 6, 5, 3
+    z, mu, log_det = torch.randn(n, d, requires_grad=True), torch.randn(k, d) * 2, torch.randn(n)
+    y = torch.softmax(torch.randn(n, k) * 3, 1)
+    phi = torch.randn(k, requires_grad=True)
+
+    def grad_phi(loss: torch.Tensor) -> torch.Tensor:
+        (grad,) = torch.autograd.grad(loss, phi, allow_unused=True)
+        return torch.zeros(k) if grad is None else grad
+
+    through_loss = grad_phi(losses.ib_loss(z, log_det, mu, torch.log_softmax(phi, 0), y, gamma))
+    scale = 0.0 if math.isinf(gamma) else 2.0 / (1.0 + gamma)
+    through_l_x = grad_phi(scale * losses.nll_x(z, log_det, mu, torch.log_softmax(phi, 0)).mean() / d)
+    assert through_l_x.abs().max() > 1e-3 or math.isinf(gamma)  # the L_X term does train Φ
+    assert torch.allclose(through_loss, through_l_x, atol=1e-6)
