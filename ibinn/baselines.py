@@ -5,7 +5,8 @@ trained and evaluated by the same code as the IB-INN.
   same preset, levels, parameter-free i-RevNet/Haar downsampling, Flatten/DCT pooling and
   fully-connected stage) with every affine coupling replaced by a residual block ``x + f(x)``,
   ``f`` a subnet of the coupling's design (``conv_subnet`` / ``fc_subnet``, last layer zero, so
-  each block starts as the identity, as each coupling does), then a linear head to class logits.
+  each block starts as the identity, as each coupling does; with ``subnet="official"`` the
+  official code's batch-norm subnets, without dropout), then a linear head to class logits.
   A coupling's subnet maps ``c − c//2`` channels to ``2·(c//2)`` while ``f`` maps ``c`` to ``c``,
   so at equal hidden width a residual block would have more parameters (up to a third more in
   the fully-connected stage). Each block's hidden width is therefore the one at which its
@@ -53,7 +54,7 @@ from .classifier import ImageClassifier, Inference
 from .data import Normalization
 from .model import IBINN
 from .model_config import ModelConfig
-from .network import build_inn, conv_subnet, fc_subnet
+from .network import build_inn, conv_subnet, fc_subnet, official_conv_subnet, official_fc_subnet
 from .private_rng import private_global_rng
 
 
@@ -113,6 +114,16 @@ def matched_width(subnet: Callable[[int], Callable[[int, int], nn.Module]], chan
     return min(candidates, key=lambda w: abs(_count(subnet(w), channels, channels) - target))
 
 
+def residual_subnet(config: ModelConfig, conv: bool) -> Callable[[int], Callable[[int, int], nn.Module]]:
+    """The residual branch ``f`` of the ResNet twin: the design of the couplings' subnets
+    (``config.subnet``), as a function of its hidden width."""
+    if config.subnet != "official":
+        return conv_subnet if conv else fc_subnet
+    if conv:
+        return official_conv_subnet  # no leading ReLU: the branch reads x itself, not max(x, 0)
+    return lambda width: official_fc_subnet(width, dropout=0.0)
+
+
 def build_resnet(config: ModelConfig) -> nn.Sequential:
     """The feed-forward twin of :func:`ibinn.network.build_inn`: normalised images ``(N, C, H, W)``
     to features ``(N, D)``; see the module docstring."""
@@ -127,7 +138,7 @@ def build_resnet(config: ModelConfig) -> nn.Sequential:
         conv, channels = module.input_rank == 2, module.in_channels
         target = sum(p.numel() for p in module.parameters() if p.requires_grad)
         key = (conv, channels, target)
-        subnet = conv_subnet if conv else fc_subnet
+        subnet = residual_subnet(config, conv)
         if key not in widths:
             widths[key] = matched_width(subnet, channels, target)
         layers.append(_Residual(subnet(widths[key])(channels, channels)))

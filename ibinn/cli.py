@@ -339,6 +339,10 @@ def _add_zoo(sub) -> None:
     rebuild.add_argument("--budget-minutes", type=float,
                          help="retrain under this version's default recipe, each model sized to this "
                               "many minutes of compute (default: the cards' own training configs)")
+    rebuild.add_argument("--epochs", type=float,
+                         help="in place of --budget-minutes: each model takes this many epochs of "
+                              "the default recipe, the same compute on any machine")
+    _add_arch(rebuild)
     rebuild.add_argument("--max-minutes", type=float,
                          help="stop after this many minutes with a checkpoint in --work (exit "
                               "status 3); the same command continues")
@@ -373,7 +377,8 @@ def _zoo_rebuild(args) -> int:
         raise ValueError("--max-minutes needs --work, a folder the next call resumes from")
     should_stop = _deadline(args.max_minutes)
     cards, done = zoo.rebuild(args.dataset, args.root, device=args.device, work=args.work,
-                              should_stop=should_stop, budget_minutes=args.budget_minutes)
+                              should_stop=should_stop, budget_minutes=args.budget_minutes,
+                              epochs=args.epochs, arch=dict(args.arch))
     for card in cards:
         print(f"rebuilt {card.name}: test error {card.metrics['test']['error']:.2f}%")
     if not done:

@@ -351,39 +351,46 @@ DONE_MARK = "rebuilt"
 
 def rebuild(family: str | None = None, root_data: str | None = None, root: Path = PRETRAINED_DIR,
             device: str | None = None, progress: bool = True, work: str | Path | None = None,
-            should_stop: Callable[[], bool] | None = None,
-            budget_minutes: float | None = None) -> tuple[list[ModelCard], bool]:
+            should_stop: Callable[[], bool] | None = None, budget_minutes: float | None = None,
+            epochs: float | None = None, arch: dict | None = None) -> tuple[list[ModelCard], bool]:
     """Retrain and re-evaluate every zoo model (of ``family``) from its card's training config.
 
     ``root_data`` and ``device``, when given, replace the data folder and device the card
     recorded; the new card records what the run used. With ``budget_minutes``, each model
     retrains under this version's default recipe (:meth:`TrainConfig.with_recipe`: the same data,
     network, loss and seed), sized to that many minutes of compute, and its card gets the command
-    that makes it. With ``work``, each model trains in ``work/<name>`` and a later call resumes
-    where this one stopped: ``should_stop`` (polled every step) ends the call with a checkpoint,
-    so a zoo rebuilds in segments of bounded time. A model whose folder another process holds is
-    left to that process, so that two calls on one work folder train two models at a time.
+    that makes it; with ``epochs`` in its place, each model takes that many epochs (the same
+    compute on any machine: a budget in minutes buys half the steps on a CPU half as fast).
+    ``arch`` changes the network of every model (``ModelConfig`` fields, as ``--arch``). With
+    ``work``, each model trains in ``work/<name>`` and a later call resumes where this one stopped:
+    ``should_stop`` (polled every step) ends the call with a checkpoint, so a zoo rebuilds in
+    segments of bounded time. A model whose folder another process holds is left to that process,
+    so that two calls on one work folder train two models at a time.
 
     The zoo changes only once every model has trained: the old models stay until the new family
     is complete, and the call that finds it complete packages it (cards, derived arrays, manifest).
 
     Returns the cards rebuilt by this call and whether the whole zoo (of ``family``) is done.
     """
+    if budget_minutes is not None and epochs is not None:
+        raise ValueError("a rebuild takes a budget in minutes or in epochs, not both")
     cards = [card for card in list_models(root) if not family or card.family == family]
     for card in cards:
         if not card.train_config:
             raise CheckpointError(f"{card.name}: its card holds no train_config to rebuild from")
     with contextlib.ExitStack() as stack:
         base = Path(work) if work is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        plans = _rebuild_plans(cards, base, root_data, device, budget_minutes)
+        plans = _rebuild_plans(cards, base, root_data, device, budget_minutes, epochs, arch or {})
         if not _train_plans(plans, base, progress, should_stop):
             return [], False
+        changed = budget_minutes is not None or epochs is not None or bool(arch)
         with run_folder_lock(base / "package"):  # one process packages the family
-            return _package_plans(plans, base, root_data, root, budget_minutes), True
+            return _package_plans(plans, base, root_data, root, changed), True
 
 
 def _rebuild_plans(cards: list[ModelCard], base: Path, root_data: str | None, device: str | None,
-                   budget_minutes: float | None) -> list[tuple[ModelCard, TrainConfig]]:
+                   budget_minutes: float | None, epochs: float | None,
+                   arch: dict) -> list[tuple[ModelCard, TrainConfig]]:
     """Each card with the training config that rebuilds it in ``base/<name>/run``."""
     replace = {k: v for k, v in (("root", root_data), ("device", device)) if v is not None}
     plans = []
@@ -391,6 +398,10 @@ def _rebuild_plans(cards: list[ModelCard], base: Path, root_data: str | None, de
         config = TrainConfig.from_json(card.train_config)
         if budget_minutes is not None:
             config = config.with_recipe(budget_minutes=budget_minutes)
+        elif epochs is not None:
+            config = config.with_recipe(budget_minutes=None, epochs=epochs)
+        if arch:
+            config = dataclasses.replace(config, model_overrides=config.model_overrides | arch)
         plans.append((card, dataclasses.replace(config, out=str(base / card.name / "run"), **replace)))
     return plans
 
@@ -411,14 +422,15 @@ def _train_plans(plans: list[tuple[ModelCard, TrainConfig]], base: Path, progres
 
 
 def _package_plans(plans: list[tuple[ModelCard, TrainConfig]], base: Path, root_data: str | None,
-                   root: Path, budget_minutes: float | None) -> list[ModelCard]:
-    """Add every trained model not yet packaged to the zoo (see :func:`add`); their new cards."""
+                   root: Path, changed: bool) -> list[ModelCard]:
+    """Add every trained model not yet packaged to the zoo (see :func:`add`); their new cards,
+    with the command and notes of the run that made them when the rebuild ``changed`` it."""
     rebuilt = []
     for card, config in plans:
         if (base / card.name / DONE_MARK).exists():
             continue
         command, notes = card.command, card.notes
-        if budget_minutes is not None:
+        if changed:
             command = dataclasses.replace(config, out=f"runs/{card.name}").command()
             notes = _recipe_notes(config)
         rebuilt.append(add(config.out, card.name, command, root_data=root_data, root=root,
@@ -428,10 +440,19 @@ def _package_plans(plans: list[tuple[ModelCard, TrainConfig]], base: Path, root_
 
 
 def _recipe_notes(config: TrainConfig) -> str:
-    """A card's note on the recipe a ``rebuild --budget-minutes`` trained it with."""
+    """A card's note on the recipe a ``rebuild`` with a budget (or a network change) trained it with."""
     average = f"an average of the weights (half-life {config.ema:.0%} of the steps)" if config.ema else \
         "no weight average"
-    return (f"Retrained by `ibinn zoo rebuild --budget-minutes {config.budget_minutes:g}`: "
+    if config.budget_minutes is not None:
+        flag, length = f"--budget-minutes {config.budget_minutes:g}", \
+            "sized to the budget from the measured step speed"
+    else:
+        flag, length = f"--epochs {config.epochs:g}", \
+            f"{config.epochs:g} epochs for every model of the family, the same compute on any machine"
+    network = ", ".join(f"{key}={json.dumps(value, separators=(',', ':'))}"
+                        for key, value in config.model_overrides.items())
+    return (f"Retrained by `ibinn zoo rebuild {flag}`: "
             f"{config.optimizer}, {config.schedule} schedule after a {config.warmup:.0%} warm-up, "
             f"{average}, augmentation {config.augment or 'the data set default'}, label smoothing "
-            f"{config.label_smoothing:g}; sized to the budget from the measured step speed.")
+            f"{config.label_smoothing:g}; {length}"
+            + (f"; network changes from the preset: {network}." if network else "."))

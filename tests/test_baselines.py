@@ -95,8 +95,11 @@ def test_parameter_counts_match_the_ibinn(preset, shape):
         assert abs(count / reference - 1) < 0.10, (cls.__name__, count, reference)
 
 
-def test_resnet_replaces_each_coupling_by_a_residual_block():
-    config = ibinn.ModelConfig.from_preset("small", (3, 32, 32), 10)
+@pytest.mark.parametrize("subnet", ["plain", "official"])
+def test_resnet_replaces_each_coupling_by_a_residual_block(subnet):
+    """Each coupling becomes ``x + f(x)``, ``f`` of the couplings' subnet design (batch norm for
+    the official code's) at the parameter count of the coupling it replaces."""
+    config = ibinn.ModelConfig.from_preset("small", (3, 32, 32), 10, subnet=subnet)
     inn = ibinn.IBINN(config).inn
     resnet = ResNetClassifier(config)
     assert len(resnet.body) == len(inn.module_list)
@@ -105,10 +108,16 @@ def test_resnet_replaces_each_coupling_by_a_residual_block():
             assert type(layer).__name__ == "_Residual"
             coupling = sum(p.numel() for p in module.parameters() if p.requires_grad)
             assert abs(sum(p.numel() for p in layer.parameters()) / coupling - 1) < 0.05
+            has_norm = any(isinstance(m, torch.nn.BatchNorm2d) for m in layer.modules())
+            assert has_norm == (subnet == "official" and layer_is_conv(module))
         else:  # the same parameter-free downsampling and pooling
             assert type(layer.module) is type(module)
     x = torch.randn(2, 3, 32, 32)
     assert resnet.body(x).shape == (2, 3072)
+
+
+def layer_is_conv(coupling: Fm.AllInOneBlock) -> bool:
+    return coupling.input_rank == 2
 
 
 @pytest.mark.parametrize("name", list(BASELINES))

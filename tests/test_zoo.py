@@ -123,6 +123,30 @@ def test_rebuild_with_a_budget_retrains_under_the_new_recipe_and_waits_for_the_f
     assert "rebuild --budget-minutes" in card.notes
 
 
+def test_rebuild_in_epochs_with_a_new_network(tiny_zoo, tmp_path):
+    """`zoo rebuild --epochs E --arch K=V`: every model takes E epochs of the default recipe (the
+    same compute on any machine) on the changed network, and its card says how it was made."""
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_zoo, root)
+    (before,) = zoo.list_models(root)
+    with pytest.raises(ValueError, match="not both"):
+        zoo.rebuild(root=root, budget_minutes=1, epochs=1)
+    (card,), done = zoo.rebuild(root=root, device="cpu", progress=False, epochs=1.0,
+                                arch={"subnet": "official"})
+    assert done
+    new = TrainConfig.from_json(card.train_config)
+    old = TrainConfig.from_json(before.train_config)
+    assert new == old.with_recipe(budget_minutes=None, epochs=1.0, device="cpu", out=new.out,
+                                  model_overrides={"subnet": "official"})
+    assert zoo.load(card.name, device="cpu", root=root).config.subnet == "official"
+    assert card.epochs == 1.0 != before.epochs
+    assert "--epochs 1 " in card.command and "--arch subnet=" in card.command
+    assert "--budget-minutes" not in card.command
+    assert "rebuild --epochs 1" in card.notes and 'subnet="official"' in card.notes
+
+
 def test_zoo_does_not_import_the_cli():
     """`zoo rebuild` trains from the cards' configs: no cli ↔ zoo import cycle."""
     import ast
