@@ -334,18 +334,14 @@ def _add_zoo(sub) -> None:
     rebuild.add_argument("--dataset", help="only this family (fashion-mnist, cifar10)")
     rebuild.add_argument("--root", help="data folder to use in place of the cards' data folder")
     rebuild.add_argument("--device", help="device to train on in place of the cards' (e.g. cuda)")
-    rebuild.add_argument("--work", help="folder for the runs, kept: a later call resumes there "
-                                        "(default: a temporary folder)")
-    rebuild.add_argument("--budget-minutes", type=float,
-                         help="retrain under this version's default recipe, each model sized to this "
-                              "many minutes of compute (default: the cards' own training configs)")
-    rebuild.add_argument("--epochs", type=float,
-                         help="in place of --budget-minutes: each model takes this many epochs of "
-                              "the default recipe, the same compute on any machine")
+    rebuild.add_argument("--work", help="folder for the runs, kept: a later call resumes there")
+    rebuild.add_argument("--budget-minutes", type=float, help="retrain under the default recipe, "
+                         "each model sized to this many minutes (default: the cards' own configs)")
+    rebuild.add_argument("--epochs", type=float, help="in place of --budget-minutes: this many "
+                         "epochs of the default recipe a model, the same compute on any machine")
     _add_arch(rebuild)
-    rebuild.add_argument("--max-minutes", type=float,
-                         help="stop after this many minutes with a checkpoint in --work (exit "
-                              "status 3); the same command continues")
+    rebuild.add_argument("--max-minutes", type=float, help="stop after this many minutes with a "
+                         "checkpoint in --work (exit status 3); the same command continues")
     zsub.add_parser("manifest", help="rewrite pretrained/manifest.json from the files")
     derive = zsub.add_parser("derive", help="recompute the arrays shipped beside each model "
                                             "(projections, detector scores) from its weights")
@@ -375,9 +371,8 @@ def _zoo_add(args) -> int:
 def _zoo_rebuild(args) -> int:
     if args.max_minutes is not None and not args.work:
         raise ValueError("--max-minutes needs --work, a folder the next call resumes from")
-    should_stop = _deadline(args.max_minutes)
     cards, done = zoo.rebuild(args.dataset, args.root, device=args.device, work=args.work,
-                              should_stop=should_stop, budget_minutes=args.budget_minutes,
+                              should_stop=_deadline(args.max_minutes), budget_minutes=args.budget_minutes,
                               epochs=args.epochs, arch=dict(args.arch))
     for card in cards:
         print(f"rebuilt {card.name}: test error {card.metrics['test']['error']:.2f}%")
