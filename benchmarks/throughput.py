@@ -12,18 +12,23 @@ in the same run (fp32; on a GPU also bf16):
   ``‖z‖²/2 − log|det J|``, Adam, no extras), eager: the reference the engine must beat;
 - ``infer``: :meth:`ibinn.IBINN.infer` (latents, posteriors, bits/dim), eager and compiled.
 
+``--layouts nchw,channels_last`` times both memory layouts of the model and its batches (the
+engine picks channels-last on CUDA and on CPUs that train in bf16: ``ibinn.run_data.memory_format``).
+
 Each figure is the median of ``--repeats`` timed runs of ``--steps`` steps. Compilation time is
 printed separately (it is paid once per run; ``ibinn train --compile auto`` compiles runs long
 enough to repay it).
 
     python benchmarks/throughput.py                        # Fashion-MNIST and CIFAR-10 shapes
     python benchmarks/throughput.py --presets small --datasets demo:cifar10 --modes eager
+    python benchmarks/throughput.py --datasets demo:cifar10 --amp --layouts nchw,channels_last
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import statistics
 import tempfile
 import time
@@ -34,6 +39,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import ibinn
 from ibinn.device import Distributed, compile_blocker, matmul_peak_gflops
 from ibinn.train import TrainConfig, _Run
+
+LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 def _sync(device: torch.device) -> None:
@@ -62,21 +69,27 @@ def _flops(fn) -> float:
 
 
 @contextlib.contextmanager
-def _run(dataset: str, preset: str, batch: int, device: torch.device, compile_: str, amp: bool):
-    """The engine's training run on ``dataset`` (no files kept)."""
+def _run(dataset: str, preset: str, batch: int, device: torch.device, compile_: str, amp: bool,
+         layout: str = "auto"):
+    """The engine's training run on ``dataset`` (no files kept), in the engine's memory layout or
+    in ``layout``."""
     with tempfile.TemporaryDirectory() as tmp:
         config = TrainConfig(dataset=dataset, preset=preset, batch_size=batch, epochs=1000,
                              device=str(device), compile=compile_, amp=amp, val_size=100,
                              out=f"{tmp}/run")
         run = _Run.start(config, device, Distributed(), resume=False)
+        if layout != "auto":  # before the first step: the optimiser holds the same parameters
+            run.layout = LAYOUTS[layout]
+            run.model.to(memory_format=run.layout)
         run.model.train()
         yield run
 
 
 def bench(dataset: str, preset: str, batch: int, steps: int, repeats: int, device: torch.device,
-          modes: list[str], amp: bool) -> list[dict]:
+          modes: list[str], amp: bool, layout: str = "auto") -> list[dict]:
     rows = []
-    with _run(dataset, preset, batch, device, "off", amp) as run:
+    with _run(dataset, preset, batch, device, "off", amp, layout) as run:
+        layout_name = {v: k for k, v in LAYOUTS.items()}[run.layout]
         x, y = run.batch()
         train_flops = _flops(run.train_step) / batch
         infer_images = run.train_data.images[: 4 * batch].cpu()
@@ -87,7 +100,7 @@ def bench(dataset: str, preset: str, batch: int, steps: int, repeats: int, devic
             rows.append({"what": "ibinn train", "mode": "eager",
                          "rate": _rate(run.train_step, batch, steps, repeats, device),
                          "flops": train_flops})
-            reference = ibinn.model.build_inn(run.model.config).to(device)
+            reference = ibinn.model.build_inn(run.model.config).to(device, memory_format=run.layout)
             ref_opt = torch.optim.Adam(reference.parameters(), lr=1e-3)
 
             def reference_step():
@@ -109,7 +122,7 @@ def bench(dataset: str, preset: str, batch: int, steps: int, repeats: int, devic
         if blocker:
             print(f"  compiled rows skipped: {blocker}")
             return rows
-        with _run(dataset, preset, batch, device, "on", amp) as run:
+        with _run(dataset, preset, batch, device, "on", amp, layout) as run:
             start = time.perf_counter()
             run.train_step()
             _sync(device)
@@ -127,7 +140,7 @@ def bench(dataset: str, preset: str, batch: int, steps: int, repeats: int, devic
                                        max(2, steps // 4), repeats, device),
                          "flops": infer_flops, "compile_s": compile_infer})
     for row in rows:
-        row |= {"dataset": dataset, "preset": preset, "params": params}
+        row |= {"dataset": dataset, "preset": preset, "params": params, "layout": layout_name}
     return rows
 
 
@@ -140,7 +153,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", default="eager,compiled")
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
+    parser.add_argument("--amp", action="store_true",
+                        help="bf16 autocast (CUDA, or a CPU with AVX-512 BF16 / AMX)")
+    parser.add_argument("--layouts", default="auto",
+                        help="comma-separated memory layouts: auto (the engine's), nchw, channels_last")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = ibinn.resolve_device(args.device)
@@ -153,18 +169,19 @@ def main() -> None:
           f"median of {args.repeats} x {args.steps} steps")
     print("matmul peak: " + ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in peaks.items())
           + f"; % of peak below is of {'bf16' if args.amp else 'fp32'}")
-    header = (f"{'data':18} {'preset':7} {'params':>7} {'what':18} {'mode':9} {'GFLOP/img':>9} "
+    header = (f"{'data':18} {'preset':7} {'params':>7} {'layout':13} {'what':18} {'mode':9} {'GFLOP/img':>9} "
               f"{'img/s':>8} {'GFLOP/s':>8} {'% peak':>7} {'compile s':>9}")
     print(header)
     print("-" * len(header))
     for dataset in args.datasets.split(","):
-        for preset in args.presets.split(","):
+        for preset, layout in itertools.product(args.presets.split(","), args.layouts.split(",")):
             rows = bench(dataset, preset, args.batch, args.steps, args.repeats, device,
-                         args.modes.split(","), args.amp)
+                         args.modes.split(","), args.amp, layout)
             for r in rows:
                 gflops = r["flops"] * r["rate"] / 1e9
                 compile_s = f"{r['compile_s']:9.1f}" if "compile_s" in r else f"{'':9}"
-                print(f"{r['dataset']:18} {r['preset']:7} {r['params'] / 1e6:6.2f}M {r['what']:18} "
+                print(f"{r['dataset']:18} {r['preset']:7} {r['params'] / 1e6:6.2f}M {r['layout']:13} "
+                      f"{r['what']:18} "
                       f"{r['mode']:9} {r['flops'] / 1e9:9.4f} {r['rate']:8.0f} {gflops:8.1f} "
                       f"{100 * gflops / peak:6.1f}% {compile_s}")
             by = {(r["what"], r["mode"]): r["rate"] for r in rows}

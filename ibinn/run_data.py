@@ -57,8 +57,11 @@ def prepare_batch(images: torch.Tensor, labels: torch.Tensor, model: ImageClassi
     return x, y
 
 
-def memory_format(device: torch.device) -> torch.memory_format:
-    """Channels-last on CUDA, the layout cuDNN convolves fastest (tensor cores); the CPU keeps
-    NCHW: on the 2-core CPU channels-last changed eager training by less than the run-to-run noise
-    and slowed compiled Fashion-MNIST training."""
-    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+def memory_format(device: torch.device, bf16: bool = False) -> torch.memory_format:
+    """Channels-last on CUDA, the layout cuDNN convolves fastest (tensor cores), and on a CPU that
+    trains in bf16 (oneDNN's AMX / AVX-512 BF16 kernels: γ = 1 on CIFAR-10 (JPEG), ``small``, one
+    core, measured 0.411 s of compute a step, where the NCHW family of 2026-12-03 took 0.61; the
+    ``--layouts`` of ``benchmarks/throughput.py`` time both). An fp32 CPU keeps NCHW: on the 2-core
+    CPU without bf16 channels-last changed eager training by less than the run-to-run noise and
+    slowed compiled Fashion-MNIST training."""
+    return torch.channels_last if device.type == "cuda" or bf16 else torch.contiguous_format

@@ -202,6 +202,7 @@ class _Run:
     _skipped_reported: int = 0
     #: the objective before torch.compile, until the compiled one has run its first step
     _eager_objective: torch.nn.Module | None = None
+    layout: torch.memory_format = torch.contiguous_format  #: of the model and its batches
     average: WeightAverage | None = None  #: the weights the run evaluates and saves (``ema`` > 0)
     #: a budget run's measurement (:meth:`plan`): seconds a step, seconds spent measuring
     planned: dict[str, float] = field(default_factory=dict)
@@ -219,7 +220,8 @@ class _Run:
         steps_per_epoch = len(train_data) // config.batch_size
         if steps_per_epoch == 0:
             raise ValueError(f"{len(train_data)} training images < batch size {config.batch_size}")
-        model = _make_model(config, train_data).to(device, memory_format=memory_format(device))
+        layout = memory_format(device, bf16=config.amp and fast_bf16(device))
+        model = _make_model(config, train_data).to(device, memory_format=layout)
         if dist.world > 1:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         optimizer = make_optimizer(model, config)
@@ -229,7 +231,7 @@ class _Run:
                    else default_augment(config.dataset, train_data.image_shape[0]))
         run = cls(config, dist, Path(config.out), model, objective, optimizer, None,
                   on_device(train_data, device), val_data, test_data, augment, steps_per_epoch, 0,
-                  _eager_objective=eager_objective)
+                  _eager_objective=eager_objective, layout=layout)
         run.plan(state)
         if state is not None:
             run.restore(state)
@@ -335,7 +337,7 @@ class _Run:
                              seeded_generator(cfg.seed, 1 << 20, self.step, device=self.device), self.augment)
         if self.dist.world > 1:
             x, y = x.chunk(self.dist.world)[self.dist.rank], y.chunk(self.dist.world)[self.dist.rank]
-        return x.contiguous(memory_format=memory_format(self.device)), y
+        return x.contiguous(memory_format=self.layout), y
 
     def train_step(self, measure: bool = False) -> None:
         """One optimiser step, skipped on the device when the loss or the gradients are not finite

@@ -22,6 +22,7 @@ from ibinn.train import (
     SCHEDULES,
     STATE_FILE,
     TrainConfig,
+    TrainResult,
     _Run,
     budget_steps,
     load_snapshots,
@@ -295,6 +296,35 @@ def test_the_saved_and_evaluated_weights_are_the_average(tmp_path):
     plain = train(_config(tmp_path / "plain", ema=0.0), progress=False)
     assert "average" not in torch.load(tmp_path / "plain" / "run" / STATE_FILE, weights_only=True)
     assert_same_weights(ibinn.load(tmp_path / "plain" / "run"), plain.model)
+
+
+def test_a_bf16_cpu_trains_channels_last_and_saves_what_nchw_loads(tmp_path, monkeypatch):
+    """On a CPU with native bf16 the model and its batches are channels-last (oneDNN's fastest
+    bf16 layout); the layout changes neither the first loss nor the weights that load back."""
+    from ibinn import train as T
+
+    monkeypatch.setattr(T, "fast_bf16", lambda device: True)
+    cpu = torch.device("cpu")
+    rgb = dict(dataset="demo:cifar10", val_size=100)  # grey batches look the same in both layouts
+    run = _Run.start(_config(tmp_path / "bf16", **rgb), cpu, Distributed(), resume=False)
+    convs = [p for p in run.model.parameters() if p.dim() == 4]
+    assert run.layout == torch.channels_last and convs
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert not all(p.is_contiguous() for p in convs), "a 4-D weight in the NCHW layout"
+    x, _ = run.batch()
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    assert _Run.start(_config(tmp_path / "fp32", amp=False, **rgb), cpu, Distributed(),
+                      resume=False).layout == torch.contiguous_format
+
+    def first_loss(out: str, layout: torch.memory_format) -> tuple[float, TrainResult]:
+        monkeypatch.setattr(T, "memory_format", lambda device, bf16=False: layout)
+        seen = []
+        result = train(_config(tmp_path / out, epochs=0.1, **rgb), callback=seen.append, progress=False)
+        return next(r["loss"] for r in seen if "loss" in r), result
+    last, result = first_loss("last", torch.channels_last)
+    nchw, _ = first_loss("nchw", torch.contiguous_format)
+    assert last == pytest.approx(nchw, rel=0.02, abs=0.02)  # bf16 kernels differ by layout
+    assert_same_weights(ibinn.load(tmp_path / "last" / "run"), result.model)
 
 
 @pytest.mark.slow
