@@ -239,12 +239,17 @@ def test_shipped_model_matches_its_card_on_the_demo_set(card):
     # cards evaluated before Table 1's conventions called the uniform noise set "noise"
     current = {name: "noise-uniform" if name == "noise" else name for name in card.demo_metrics["ood"]}
     report = evaluate(model, demo, list(current.values()), progress=False)
+    # ECE is binned: where another CPU's kernels round a confidence across a bin edge, one image
+    # changes bins and moves the ECE (in %) by up to 200/n; cifar10/gamma-0.1's moved 0.0015 on a
+    # later machine with the same code and weights. Error and bits/dim are continuous: to 1e-3.
+    one_image_across_a_bin_edge = 2 * 100 / len(demo.labels)
     for key in ("error", "bits_per_dim", "ece"):
         want, got = card.demo_metrics["test"][key], report["test"][key]
         if want is None:
             assert got is None
         else:
-            assert got == pytest.approx(want, rel=1e-3, abs=1e-3), key
+            slack = one_image_across_a_bin_edge if key == "ece" else 1e-3
+            assert got == pytest.approx(want, rel=1e-3, abs=slack), key
     for name, row in card.demo_metrics["ood"].items():
         if row["auc_typicality"] is not None:
             assert report["ood"][current[name]]["auc_typicality"] == pytest.approx(
