@@ -49,7 +49,7 @@ STOP_GRACE_S = 60.0
 #: held-out images 74 % right (chance: 10 %); measured by ``benchmarks/first_run.py``. Its 40
 #: epochs of 21 steps give curves of about 120 points and 41 frames of the latent space forming
 #: (each costs about 1.4 training steps: 7 % of the run). Its estimate is far below
-#: :data:`ibinn.train.COMPILE_PAYS_AFTER_MINUTES`, so ``compile="auto"`` does not compile it.
+#: :data:`ibinn.objective.COMPILE_PAYS_AFTER_MINUTES`, so ``compile="auto"`` does not compile it.
 FIRST_RUN = TrainConfig(dataset="demo:fashion-mnist", preset="tiny", epochs=40.0, batch_size=64,
                         snapshots=40, checkpoint_every=10_000)
 

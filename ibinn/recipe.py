@@ -8,15 +8,18 @@ or cosine decay to zero, one-cycle, or the paper's steps), and an exponential mo
 the weights (:class:`WeightAverage`, torch's ``AveragedModel``) that is what the run evaluates and
 saves. With ``budget_minutes`` the run is sized to a compute budget instead of a number of
 epochs: a short measurement of the step speed (:meth:`ibinn.train._Run.measure_step_seconds`)
-fixes the number of steps that fit (:func:`budget_steps`), so the schedule reaches zero when the
-budget ends. The steps are saved with the checkpoints: a resumed run continues the same schedule
-and average. :func:`estimate_minutes` tells beforehand how long a run takes.
+fixes the number of steps that fit (:func:`budget_steps`), and the run re-plans that number once
+from its own first steps (:class:`StepTimer`, :func:`resized_schedule`), so the schedule reaches
+zero when the budget ends. The steps are saved with the checkpoints: a resumed run continues the
+same schedule and average. :func:`estimate_minutes` tells beforehand how long a run takes.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import warnings
+from dataclasses import dataclass
 
 import torch
 
@@ -31,6 +34,14 @@ from .train_config import SCHEDULES, TrainConfig
 #: Share of the device's fp32 matmul peak that eager training reaches (50-75 % on a laptop CPU,
 #: see the README's throughput table), for :func:`estimate_minutes`.
 TRAINING_EFFICIENCY = 0.5
+
+#: A budget run times its steps up to this one and re-plans its length from them (:class:`StepTimer`):
+#: ten steps measured at the start move by ±20 % with what else the machine runs (two CIFAR-10 runs
+#: side by side planned the same network at 5,264 and 7,834 steps), 190 steps far less.
+REPLAN_AT_STEP = 200
+#: Steps after the start (or a resume) that the timer leaves out: they pay for compilation and
+#: allocation.
+REPLAN_WARM_STEPS = 10
 
 
 def make_optimizer(model: ImageClassifier, config: TrainConfig) -> torch.optim.Optimizer:
@@ -82,8 +93,10 @@ def lr_schedule(optimizer: torch.optim.Optimizer, schedule: str, total_steps: in
     """
     S = torch.optim.lr_scheduler
     if schedule == "one-cycle":
+        # its rise must end after its first step: OneCycleLR divides by the rise's length
+        rise = min(1.0, max(warmup, 2 / (total_steps + 1)))
         return S.OneCycleLR(optimizer, max_lr=[group["lr"] for group in optimizer.param_groups],
-                            total_steps=total_steps + 1, pct_start=max(warmup, 1 / (total_steps + 1)))
+                            total_steps=total_steps + 1, pct_start=rise)
     warm = min(round(warmup * total_steps), total_steps - 1)
     rest = total_steps - warm
     if schedule == "linear":
@@ -117,6 +130,68 @@ def budget_steps(budget_seconds: float, step_seconds: float, batch_size: int, st
     return max(1, math.floor((budget_seconds - test_images * infer_seconds) / per_step))
 
 
+def resized_schedule(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int, warmup: float,
+                     base_lrs: list[float], done: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The :func:`lr_schedule` of a run re-planned to ``total_steps`` after ``done`` steps: the
+    rates (and one-cycle's momenta) of a run planned at that length from the start, as of its step
+    ``done``. ``base_lrs``: each parameter group's rate before any schedule touched it.
+
+    Example:
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        >>> sched = lr_schedule(opt, "linear", total_steps=100, warmup=0.0)
+        >>> for _ in range(10):
+        ...     opt.step(); sched.step()
+        >>> round(resized_schedule(opt, "linear", 20, 0.0, [1.0], done=10).get_last_lr()[0], 3)
+        0.5
+    """
+    for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
+        group["lr"] = lr
+        group.pop("initial_lr", None)
+    scheduler = lr_schedule(optimizer, schedule, total_steps, warmup)
+    with warnings.catch_warnings():  # no optimiser step between these scheduler steps
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+        for _ in range(done):
+            scheduler.step()
+    return scheduler
+
+
+@dataclass
+class StepTimer:
+    """The compute a budget run's steps ``first`` to ``last`` (excluded) take, from which the run
+    re-plans its length at step ``last`` (:meth:`ibinn.train._Run.replan`): a measurement twenty
+    times longer than the first one, taken while the run itself trains.
+
+    Example:
+        >>> timer = StepTimer.of_run(total_steps=4000)
+        >>> (timer.first, timer.last), timer.times(5), timer.times(10)
+        ((10, 200), False, True)
+        >>> timer.seconds = 95.0
+        >>> timer.step_seconds
+        0.5
+    """
+
+    first: int
+    last: int
+    seconds: float = 0.0
+
+    @classmethod
+    def of_run(cls, total_steps: int, resumed_at: int = 0) -> StepTimer | None:
+        """The timer of a run of ``total_steps`` started (or resumed) at step ``resumed_at``: it
+        re-plans at :data:`REPLAN_AT_STEP` or a quarter of the run if sooner; None when fewer
+        than two steps would be timed."""
+        last = min(REPLAN_AT_STEP, total_steps // 4)
+        first = resumed_at + min(REPLAN_WARM_STEPS, last // 2)
+        return cls(first, last) if last - first >= 2 else None
+
+    def times(self, step: int) -> bool:
+        """Whether the step that starts at ``step`` is timed."""
+        return self.first <= step < self.last
+
+    @property
+    def step_seconds(self) -> float:
+        return self.seconds / (self.last - self.first)
+
+
 class WeightAverage:
     """An exponential moving average of a model's trainable parameters (torch's
     ``AveragedModel``), and a copy of the model that carries it, for evaluation and saving.
@@ -140,11 +215,16 @@ class WeightAverage:
 
     def __init__(self, model: torch.nn.Module, half_life: float, total_steps: int):
         self.names = [name for name, p in model.named_parameters() if p.requires_grad]
-        self.decay = 0.5 ** (1 / max(1.0, half_life * total_steps))
+        self.half_life = half_life
+        self.resize(total_steps)
         self.average = torch.optim.swa_utils.AveragedModel(self._trainable(model),
                                                            multi_avg_fn=self._update)
         self._copy = copy.deepcopy(model)
         self._finite: torch.Tensor | None = None
+
+    def resize(self, total_steps: int) -> None:
+        """Set the decay for a run of ``total_steps`` (a re-planned run's: the average so far stays)."""
+        self.decay = 0.5 ** (1 / max(1.0, self.half_life * total_steps))
 
     def _trainable(self, model: torch.nn.Module) -> torch.nn.ParameterList:
         params = dict(model.named_parameters())

@@ -77,6 +77,15 @@ class Progress:
                            f"of compute a step (measured in {planned['measure_seconds']:.0f} s): "
                            f"{self.total_steps} steps, {self.total_steps / steps_per_epoch:.2f} epochs")
 
+    def replan(self, planned: dict[str, float], total_steps: int, steps_per_epoch: int) -> None:
+        """A budget run re-planned from its own steps (:meth:`ibinn.train._Run.replan`): the bar's
+        new length, and a line."""
+        self.total_steps = self.bar.total = total_steps
+        self.bar.refresh()
+        if self.show:
+            self.bar.write(f"re-planned from the run's own steps: {planned['replanned_step_seconds']:.3f} s "
+                           f"a step: {total_steps} steps, {total_steps / steps_per_epoch:.2f} epochs")
+
     def figures(self, running: dict[str, float], live: dict) -> None:
         """The running figures on the bar, and with the ``live`` ones (step, rate, ...) to the
         callback."""

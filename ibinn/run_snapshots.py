@@ -114,6 +114,11 @@ class Snapshots:
         return cls(Path(out), snapshot_images(test_data),
                    snapshot_interval(total_steps, steps_per_epoch, n_frames), total_steps, frames)
 
+    def resize(self, total_steps: int, steps_per_epoch: int, n_frames: int) -> None:
+        """Space the later frames for a run re-planned to ``total_steps`` (the earlier ones stay)."""
+        self.every = snapshot_interval(total_steps, steps_per_epoch, n_frames)
+        self.total_steps = total_steps
+
     def due(self, step: int) -> bool:
         """Whether ``step`` (the start, every :attr:`every` steps, the end) keeps a frame."""
         return step % self.every == 0 or step == self.total_steps

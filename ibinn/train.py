@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import json
 import sys
 import time
@@ -48,21 +47,20 @@ import torch
 from tqdm.auto import tqdm
 
 from . import data as D
-from .baselines import MODEL_TYPES
 from .checkpoint import atomic_write, run_folder_lock
 from .classifier import ImageClassifier
-from .device import Distributed, compile_blocker, compiled, compute_clock, fast_bf16
+from .device import Distributed, compute_clock, fast_bf16
 from .model import IBINN
-from .model_config import ModelConfig
-from .network import initial_mean_radius
-from .objective import make_objective
+from .objective import COMPILE_PAYS_AFTER_MINUTES, objectives
 from .recipe import (
     TRAINING_EFFICIENCY,
+    StepTimer,
     WeightAverage,
     budget_steps,
     estimate_minutes,
     lr_schedule,
     make_optimizer,
+    resized_schedule,
     zero_momentum,
 )
 from .run_data import load_splits, memory_format, on_device, prepare_batch, seeded_generator
@@ -100,12 +98,6 @@ __all__ = [
     "prepare_batch", "snapshot_interval", "train",
 ]
 
-#: ``compile="auto"`` compiles runs estimated to take at least this long in eager mode. On the
-#: 2-core CPU, compilation takes about a minute (less with a warm cache) and buys 1.2-1.3x; see
-#: the README's throughput table.
-COMPILE_PAYS_AFTER_MINUTES = 10.0
-
-
 class TrainingDiverged(RuntimeError):
     """The loss or the gradients were NaN/inf for too many steps in a row."""
 
@@ -117,20 +109,6 @@ class TrainResult:
     history: list[dict]
     metrics: dict  #: ``metrics.json``; of a stopped run, ``steps``, ``total_steps``, ``train_seconds``
     finished: bool = True
-
-
-def _make_model(config: TrainConfig, train_data: D.ImageData) -> ImageClassifier:
-    """The untrained model of ``config``, normalised by the training data's channel statistics."""
-    mean, std = D.channel_stats(train_data.images)
-    model_config = ModelConfig.from_preset(
-        config.preset, train_data.image_shape, len(train_data.classes),
-        classes=train_data.classes, mean=mean, std=std, dataset=config.dataset,
-        mode=config.mode, gamma=config.gamma, seed=config.seed,
-        learn_class_weights=config.learn_class_weights, **config.model_overrides)
-    if config.mode == "class-nll-reg":  # the means stay where the official code starts them
-        model_config = dataclasses.replace(
-            model_config, fixed_mu_radius=initial_mean_radius(model_config.mu_init))
-    return MODEL_TYPES[config.model](model_config)
 
 
 @torch.no_grad()
@@ -206,6 +184,9 @@ class _Run:
     average: WeightAverage | None = None  #: the weights the run evaluates and saves (``ema`` > 0)
     #: a budget run's measurement (:meth:`plan`): seconds a step, seconds spent measuring
     planned: dict[str, float] = field(default_factory=dict)
+    #: times a budget run's first steps until it re-plans (:meth:`replan`); None after, or unbudgeted
+    timer: StepTimer | None = None
+    base_lrs: list[float] = field(default_factory=list)  #: the groups' rates before the schedule
     #: the latent snapshots :meth:`snapshot` keeps (rank 0 of an IB-INN run with snapshots)
     snapshots: Snapshots | None = None
 
@@ -221,12 +202,12 @@ class _Run:
         if steps_per_epoch == 0:
             raise ValueError(f"{len(train_data)} training images < batch size {config.batch_size}")
         layout = memory_format(device, bf16=config.amp and fast_bf16(device))
-        model = _make_model(config, train_data).to(device, memory_format=layout)
+        model = config.build_model(train_data).to(device, memory_format=layout)
         if dist.world > 1:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         optimizer = make_optimizer(model, config)
         zero_momentum(optimizer)
-        objective, eager_objective = _objectives(model, config, device, dist)
+        objective, eager_objective = objectives(model, config, device, dist)
         augment = (config.augment if config.augment is not None
                    else default_augment(config.dataset, train_data.image_shape[0]))
         run = cls(config, dist, Path(config.out), model, objective, optimizer, None,
@@ -249,21 +230,61 @@ class _Run:
     def plan(self, state: dict | None) -> None:
         """Fix the run's length, then build its schedule and weight average for that length: the
         saved length of a resumed run, else the steps that fit ``budget_minutes`` (measured, see
-        :meth:`measure_step_seconds`; every process takes rank 0's figure), else ``epochs``."""
+        :meth:`measure_step_seconds`, and re-planned by :meth:`replan`), else ``epochs``."""
         cfg = self.config
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         if state is not None and "total_steps" in state:
-            self.total_steps = int(state["total_steps"])
+            self.total_steps, self.planned = int(state["total_steps"]), state.get("planned", {})
+            if state.get("replan_pending", False):
+                self.timer = StepTimer.of_run(self.total_steps, state["step"])
         elif cfg.budget_minutes is not None:
             step_seconds, spent = self.measure_step_seconds()
-            planned = budget_steps(60 * cfg.budget_minutes - spent, step_seconds, cfg.batch_size,
-                                   self.steps_per_epoch, len(self.val_data), len(self.test_data))
-            self.total_steps = self.dist.broadcast_int(planned, self.device)
+            self.total_steps = self.budget_steps(step_seconds, spent)
             self.planned = {"step_seconds": step_seconds, "measure_seconds": spent}
+            self.timer = StepTimer.of_run(self.total_steps)
         else:
             self.total_steps = max(1, round(cfg.epochs * self.steps_per_epoch))
         self.scheduler = lr_schedule(self.optimizer, cfg.schedule, self.total_steps, cfg.warmup)
         if cfg.ema > 0:
             self.average = WeightAverage(self.model, cfg.ema, self.total_steps)
+
+    def budget_steps(self, step_seconds: float, spent: float) -> int:
+        """The steps of ``step_seconds`` that fit the budget less ``spent`` (:func:`budget_steps`;
+        every process takes rank 0's figure)."""
+        planned = budget_steps(60 * self.config.budget_minutes - spent, step_seconds,
+                               self.config.batch_size, self.steps_per_epoch, len(self.val_data),
+                               len(self.test_data))
+        return self.dist.broadcast_int(planned, self.device)
+
+    def timed_step(self) -> None:
+        """:meth:`train_step`, on the compute clock while :attr:`timer` times this step; at the
+        timer's last step, :meth:`replan`."""
+        if self.timer is None or not self.timer.times(self.step):
+            return self.train_step()
+        clock = compute_clock(self.device)
+        self.dist.synchronize(self.device)
+        started = clock()
+        self.train_step()
+        self.dist.synchronize(self.device)
+        self.timer.seconds += clock() - started
+        if self.step == self.timer.last:
+            self.replan()
+
+    def replan(self) -> None:
+        """Re-plan a budget run's length from its own steps' speed (:attr:`timer`, a measurement
+        of ~190 steps instead of 8) and resize its schedule, weight average and snapshots to it:
+        the run then ends when its budget does, whatever the machine did during the first one."""
+        step_seconds, self.timer = self.timer.step_seconds, None
+        self.total_steps = max(self.step + 1, self.budget_steps(step_seconds,
+                                                                self.planned.get("measure_seconds", 0.0)))
+        self.planned |= {"replanned_step_seconds": step_seconds}
+        cfg = self.config
+        self.scheduler = resized_schedule(self.optimizer, cfg.schedule, self.total_steps, cfg.warmup,
+                                          self.base_lrs, self.step)
+        if self.average is not None:
+            self.average.resize(self.total_steps)
+        if self.snapshots is not None:
+            self.snapshots.resize(self.total_steps, self.steps_per_epoch, cfg.snapshots)
 
     def measure_step_seconds(self, warm: int = 2, timed: int = 8) -> tuple[float, float]:
         """Seconds of compute a training step takes here (the median of ``timed`` steps after
@@ -298,7 +319,8 @@ class _Run:
         if self.dist.is_main:
             save_run_state(self.out / STATE_FILE, self.config,
                            {"step": self.step, "history": self.history, "elapsed": self.elapsed,
-                            "total_steps": self.total_steps},
+                            "total_steps": self.total_steps, "planned": self.planned,
+                            "replan_pending": self.timer is not None},
                            model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                            average=self.average)
 
@@ -433,47 +455,25 @@ class _Run:
                      lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
         return TrainResult(model, self.out, self.history, metrics)
 
-def _objectives(model: ImageClassifier, config: TrainConfig, device: torch.device,
-                dist: Distributed) -> tuple[torch.nn.Module, torch.nn.Module | None]:
-    """What a step runs, :func:`~ibinn.objective.make_objective`'s (compiled where it pays), and,
-    when compiled, the eager objective to fall back on if compilation fails."""
-    objective = make_objective(model, config.amp and fast_bf16(device), device, dist.world)
-    if not _compile_pays(config, device):
-        return objective, None
-    fast = compiled(objective, device,
-                    "reduce-overhead" if device.type == "cuda" and dist.world == 1 else None)
-    return fast, (objective if fast is not objective else None)
-
-
-def _compile_pays(config: TrainConfig, device: torch.device) -> bool:
-    """``compile="auto"``: compile when the run is long enough to repay the compilation (see
-    :data:`COMPILE_PAYS_AFTER_MINUTES`)."""
-    if config.compile != "auto":
-        return config.compile == "on"
-    if compile_blocker(device) is not None:
-        return False
-    try:
-        return estimate_minutes(config) >= COMPILE_PAYS_AFTER_MINUTES
-    except ValueError:
-        return False
-
-
 def _train_locked(config: TrainConfig, device: torch.device, dist: Distributed,
                   callback: Callable[[dict], None] | None, resume: bool, progress: bool,
                   should_stop: Callable[[], bool] | None) -> TrainResult:
     """:func:`train` in its locked run folder: start or resume the run, then step to its end (or
     until ``should_stop``), reporting, validating, keeping snapshots and checkpoints on the way."""
     run = _Run.start(config, device, dist, resume)
-    total = run.total_steps
-    shown = Progress(run.config, total, run.step, progress and dist.is_main,
+    shown = Progress(run.config, run.total_steps, run.step, progress and dist.is_main,
                      callback if dist.is_main else None)
     shown.plan(run.planned, run.steps_per_epoch)
     run.model.train()
     started = time.perf_counter() - run.elapsed
     if run.step == 0 and run.snapshot_due():
         run.snapshot()  # the untrained model: the first frame
-    while run.step < total:
-        run.train_step()
+    while run.step < run.total_steps:
+        timed = run.timer is not None
+        run.timed_step()
+        if timed and run.timer is None:
+            shown.replan(run.planned, run.total_steps, run.steps_per_epoch)
+        total = run.total_steps
         if run.snapshot_due():
             run.snapshot()
         shown.bar.update(1)

@@ -18,6 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import data as D
 from . import limits as L
@@ -26,6 +27,10 @@ from .checkpoint import atomic_write
 from .loading import WEIGHTS_FILE  # noqa: F401  (a run folder's file, re-exported)
 from .losses import MODES
 from .model_config import PRESETS, ModelConfig
+from .network import initial_mean_radius
+
+if TYPE_CHECKING:
+    from .classifier import ImageClassifier
 
 #: Learning-rate schedules (:func:`ibinn.recipe.lr_schedule`), the default first.
 SCHEDULES = ("linear", "cosine", "one-cycle", "step")
@@ -160,6 +165,19 @@ class TrainConfig:
             else:
                 words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
         return " ".join(words + ["--out", self.out])
+
+    def build_model(self, train_data: D.ImageData) -> ImageClassifier:
+        """The untrained model of this config, normalised by ``train_data``'s channel statistics."""
+        mean, std = D.channel_stats(train_data.images)
+        model_config = ModelConfig.from_preset(
+            self.preset, train_data.image_shape, len(train_data.classes),
+            classes=train_data.classes, mean=mean, std=std, dataset=self.dataset,
+            mode=self.mode, gamma=self.gamma, seed=self.seed,
+            learn_class_weights=self.learn_class_weights, **self.model_overrides)
+        if self.mode == "class-nll-reg":  # the means stay where the official code starts them
+            model_config = dataclasses.replace(
+                model_config, fixed_mu_radius=initial_mean_radius(model_config.mu_init))
+        return MODEL_TYPES[self.model](model_config)
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)

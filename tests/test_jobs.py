@@ -17,7 +17,8 @@ import ibinn
 from ibinn.jobs import FIRST_RUN, Job, JobManager, JobRefused, estimate_minutes, safe_name, worker_threads
 from ibinn.limits import Limits
 from ibinn.model import build_inn
-from ibinn.train import REPORT_EVERY, TrainConfig, _compile_pays, train
+from ibinn.objective import compile_pays
+from ibinn.train import REPORT_EVERY, TrainConfig, train
 
 from .conftest import assert_same_weights, torch_threads
 
@@ -168,5 +169,5 @@ def test_the_first_run_is_quick_watched_and_not_compiled():
     assert FIRST_RUN.snapshots > 0 and FIRST_RUN.dataset.startswith("demo:")
     steps = FIRST_RUN.epochs * (1350 // FIRST_RUN.batch_size)  # demo training images less validation
     assert steps / REPORT_EVERY >= 30  # curves of many points
-    assert not _compile_pays(FIRST_RUN, torch.device("cpu"))
+    assert not compile_pays(FIRST_RUN, torch.device("cpu"))
     assert estimate_minutes(FIRST_RUN) < 2

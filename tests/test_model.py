@@ -134,11 +134,11 @@ def test_regularised_class_nll_fixes_means_on_sphere():
 def test_regularised_class_nll_keeps_the_official_means_mu_init_apart(demo_fm, mu_init):
     """The official class_nll_reg_{5,10,18} runs freeze μ at its initialisation: orthogonal
     means ``mu_init`` apart, radius ``mu_init/√2`` (not √D)."""
-    from ibinn.train import TrainConfig, _make_model
+    from ibinn.train import TrainConfig
 
     config = TrainConfig(dataset="demo:fashion-mnist", mode="class-nll-reg", preset="tiny",
                          model_overrides={"mu_init": mu_init})
-    mu = _make_model(config, demo_fm).mu
+    mu = config.build_model(demo_fm).mu
     assert not mu.requires_grad
     assert torch.allclose(mu.norm(dim=1), torch.full((10,), mu_init / math.sqrt(2)))
     distances = torch.cdist(mu, mu)[~torch.eye(10, dtype=torch.bool)]

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import ibinn
 from ibinn import explore
 from ibinn.checkpoint import RunFolderBusy, run_folder_lock
 from ibinn.device import Distributed
+from ibinn.recipe import StepTimer, resized_schedule
 from ibinn.train import (
     MAX_SNAPSHOTS,
     REPORT_EVERY,
@@ -247,24 +249,77 @@ def test_budget_steps_are_the_most_that_fit_the_budget(budget, step, batch, per_
 
 def test_a_budget_run_takes_the_steps_that_fit_and_ends_at_zero_rate(tmp_path, monkeypatch):
     """The run length comes from the measured step speed (here fixed: 0.05 s a step, 1 s spent
-    measuring), the schedule ends at zero with the budget, and a resume keeps the planned length."""
+    measuring), is re-planned once from the run's own first steps (here: twice as slow, as when a
+    neighbouring process starts), the schedule ends at zero with the budget, and a resume keeps
+    the re-planned length, also when the run was stopped before it re-planned."""
     monkeypatch.setattr(_Run, "measure_step_seconds", lambda self: (0.05, 1.0))
+    monkeypatch.setattr(StepTimer, "step_seconds", property(lambda self: 0.1))
     cfg = _config(tmp_path, budget_minutes=0.05, epochs=100)  # 3 s: epochs are ignored
     run = _Run.start(cfg, torch.device("cpu"), Distributed(), resume=False)
     planned = budget_steps(2.0, 0.05, 64, 1350 // 64, 150, 500)  # the demo: 150 validation images
+    replanned = budget_steps(2.0, 0.1, 64, 1350 // 64, 150, 500)
     assert run.total_steps == planned < 100 * (1350 // 64)  # the measurement's 1 s is spent too
-    calls = {"n": 0}
+    assert run.timer == StepTimer(first=planned // 8, last=planned // 4) and planned // 8 > 2
 
-    def stop_after_10() -> bool:
-        calls["n"] += 1
-        return calls["n"] >= 10
-    assert not train(cfg, should_stop=stop_after_10, progress=False).finished
-    monkeypatch.setattr(_Run, "measure_step_seconds", lambda self: pytest.fail("measured again"))
-    result = train(cfg, resume=True, progress=False)
-    assert result.metrics["steps"] == planned
+    def stop_after(n: int) -> Callable[[], bool]:
+        calls = {"n": 0}
+
+        def stop() -> bool:
+            calls["n"] += 1
+            return calls["n"] >= n
+        return stop
+    assert not train(cfg, should_stop=stop_after(2), progress=False).finished  # before re-planning
     state = torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)
-    assert state["total_steps"] == planned
+    assert (state["step"], state["total_steps"], state["replan_pending"]) == (2, planned, True)
+    monkeypatch.setattr(_Run, "measure_step_seconds", lambda self: pytest.fail("measured again"))
+    stopped = train(cfg, resume=True, should_stop=stop_after(planned // 4), progress=False)
+    assert stopped.metrics["total_steps"] == replanned
+    state = torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)
+    assert (state["total_steps"], state["replan_pending"]) == (replanned, False)
+    monkeypatch.setattr(StepTimer, "step_seconds", property(lambda self: pytest.fail("re-planned again")))
+    result = train(cfg, resume=True, progress=False)
+    assert result.metrics["steps"] == replanned
+    state = torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)
+    assert state["total_steps"] == replanned
     assert state["scheduler"]["_last_lr"][0] == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(first=st.integers(4, 400), total=st.integers(4, 400), done=st.integers(0, 400),
+       warmup=st.floats(0, 0.5), schedule=st.sampled_from(SCHEDULES),
+       optimizer=st.sampled_from(["adam", "sgd"]))
+def test_a_resized_schedule_is_the_schedule_of_a_run_planned_at_that_length(
+        first, total, done, warmup, schedule, optimizer):
+    """Re-planned after ``done`` steps of a run of ``first``, the rates (and one-cycle's momenta)
+    of every group are those of a run of ``total`` steps from the start, to its end."""
+    done = min(done, total - 1, first)
+
+    def optimizer_with_two_groups() -> torch.optim.Optimizer:
+        groups = [{"params": [torch.zeros(2, requires_grad=True)]},
+                  {"params": [torch.zeros(1, requires_grad=True)], "lr": 0.3}]
+        if optimizer == "adam":
+            return torch.optim.Adam(groups, lr=0.1)
+        return torch.optim.SGD(groups, lr=0.1, momentum=0.9)
+
+    def settings_of(opt: torch.optim.Optimizer) -> list[tuple]:
+        return [(g["lr"], g.get("momentum"), g.get("betas")) for g in opt.param_groups]
+    resized, fresh = optimizer_with_two_groups(), optimizer_with_two_groups()
+    base = [group["lr"] for group in resized.param_groups]
+    resized_schedule_, fresh_schedule = lr_schedule(resized, schedule, first, warmup), None
+    for _ in range(done):
+        resized.step()
+        resized_schedule_.step()
+    resized_schedule_ = resized_schedule(resized, schedule, total, warmup, base, done)
+    fresh_schedule = lr_schedule(fresh, schedule, total, warmup)
+    for _ in range(done):
+        fresh.step()
+        fresh_schedule.step()
+    for _ in range(total - done):
+        assert settings_of(resized) == pytest.approx(settings_of(fresh), rel=1e-12, abs=1e-15)
+        for opt, sched in ((resized, resized_schedule_), (fresh, fresh_schedule)):
+            opt.step()
+            sched.step()
+    assert settings_of(resized) == pytest.approx(settings_of(fresh), rel=1e-12, abs=1e-15)
 
 
 def test_the_step_measurement_leaves_the_run_unchanged(tmp_path):
@@ -328,10 +383,11 @@ def test_a_bf16_cpu_trains_channels_last_and_saves_what_nchw_loads(tmp_path, mon
 
 
 @pytest.mark.slow
-def test_kill_9_mid_budget_run_then_resume_continues_its_schedule_and_average(tmp_path):
+def test_kill_9_mid_budget_run_then_resume_continues_its_schedule_and_average(tmp_path, monkeypatch):
     """A budget run killed with SIGKILL resumes to its planned length, and ends with the weights
-    (the average) an unbroken run of that length makes: the measurement, the schedule and the
-    average all continue as if nothing had happened."""
+    (the average) an unbroken run of the same plan makes (the same measurement and re-planning,
+    as the run saved them): the plan, the schedule and the average all continue as if nothing
+    had happened."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "ibinn.cli", "train", "--dataset", "demo:fashion-mnist",
            "--preset", "tiny", "--budget-minutes", "0.4", "--batch-size", "64", "--checkpoint-every",
@@ -345,19 +401,26 @@ def test_kill_9_mid_budget_run_then_resume_continues_its_schedule_and_average(tm
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed = torch.load(out / STATE_FILE, weights_only=True)
-    total = killed["total_steps"]
-    assert 0 < killed["step"] < total, "kill came too late to test anything"
+    assert 0 < killed["step"] < killed["total_steps"], "kill came too late to test anything"
     done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
+    final = torch.load(out / STATE_FILE, weights_only=True)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] == total and metrics["resumed_from_step"] == killed["step"]
-    assert torch.load(out / STATE_FILE, weights_only=True)["scheduler"]["_last_lr"][0] == 0.0
+    assert metrics["steps"] == final["total_steps"] and metrics["resumed_from_step"] == killed["step"]
+    assert final["scheduler"]["_last_lr"][0] == 0.0
+    plan = final["planned"]
+    monkeypatch.setattr(_Run, "measure_step_seconds",
+                        lambda self: (plan["step_seconds"], plan["measure_seconds"]))
+    if "replanned_step_seconds" in plan:
+        monkeypatch.setattr(StepTimer, "step_seconds", property(lambda self: plan["replanned_step_seconds"]))
+    else:  # killed too close to the re-planning step for the resumed run to time any steps
+        monkeypatch.setattr(StepTimer, "of_run", lambda total_steps, resumed_at=0: None)
     with torch_threads(1):
         unbroken = train(TrainConfig(dataset="demo:fashion-mnist", preset="tiny", batch_size=64,
                                      val_size=200, checkpoint_every=3, device="cpu",
-                                     epochs=total / (1350 // 64), out=str(tmp_path / "unbroken")),
+                                     budget_minutes=0.4, out=str(tmp_path / "unbroken")),
                          progress=False)
-    assert unbroken.metrics["steps"] == total
+    assert unbroken.metrics["steps"] == final["total_steps"]
     assert_same_weights(ibinn.load(out), unbroken.model)
     assert not list(out.glob(".*.tmp"))
 
@@ -436,16 +499,16 @@ def test_two_gloo_processes_train_what_one_process_trains(tmp_path):
 
 
 def test_compile_auto_compiles_only_runs_long_enough_to_repay_it(tmp_path, monkeypatch):
-    from ibinn import train as T
+    from ibinn import objective as O
 
     cpu = torch.device("cpu")
-    assert T.estimate_minutes(_config(tmp_path)) < 1
-    assert not T._compile_pays(_config(tmp_path), cpu)  # seconds of training: eager
-    assert not T._compile_pays(_config(tmp_path, compile="off", epochs=10**5), cpu)
-    monkeypatch.setattr(T, "estimate_minutes", lambda config: 60.0)
-    assert T._compile_pays(_config(tmp_path), cpu) == (T.compile_blocker(cpu) is None)
-    monkeypatch.setattr(T, "compile_blocker", lambda device: "no C++ compiler found")
-    assert not T._compile_pays(_config(tmp_path), cpu)
+    assert O.estimate_minutes(_config(tmp_path)) < 1
+    assert not O.compile_pays(_config(tmp_path), cpu)  # seconds of training: eager
+    assert not O.compile_pays(_config(tmp_path, compile="off", epochs=10**5), cpu)
+    monkeypatch.setattr(O, "estimate_minutes", lambda config: 60.0)
+    assert O.compile_pays(_config(tmp_path), cpu) == (O.compile_blocker(cpu) is None)
+    monkeypatch.setattr(O, "compile_blocker", lambda device: "no C++ compiler found")
+    assert not O.compile_pays(_config(tmp_path), cpu)
 
 
 def test_without_a_compiler_compile_on_trains_eagerly_with_one_line(tmp_path, monkeypatch, capsys):
