@@ -356,9 +356,11 @@ def test_the_saved_and_evaluated_weights_are_the_average(tmp_path):
 def test_a_bf16_cpu_trains_channels_last_and_saves_what_nchw_loads(tmp_path, monkeypatch):
     """On a CPU with native bf16 the model and its batches are channels-last (oneDNN's fastest
     bf16 layout); the layout changes neither the first loss nor the weights that load back."""
+    from ibinn import objective as O
     from ibinn import train as T
 
-    monkeypatch.setattr(T, "fast_bf16", lambda device: True)
+    for module in (T, O):  # the layout (train) and the autocast (objective) both ask
+        monkeypatch.setattr(module, "fast_bf16", lambda device: True)
     cpu = torch.device("cpu")
     rgb = dict(dataset="demo:cifar10", val_size=100)  # grey batches look the same in both layouts
     run = _Run.start(_config(tmp_path / "bf16", **rgb), cpu, Distributed(), resume=False)
@@ -522,12 +524,12 @@ def test_without_a_compiler_compile_on_trains_eagerly_with_one_line(tmp_path, mo
 
 
 def test_a_compilation_failure_falls_back_to_eager_and_loses_no_step(tmp_path, monkeypatch, capsys):
-    from ibinn import train as T
+    from ibinn import objective as O
 
     def broken_backend(graph, inputs):
         raise RuntimeError("the C++ compiler crashed")
 
-    monkeypatch.setattr(T, "compiled", lambda module, device, mode=None:
+    monkeypatch.setattr(O, "compiled", lambda module, device, mode=None:
                         torch.compile(module, backend=broken_backend))
     broken = train(_config(tmp_path / "a", compile="on", epochs=0.2), progress=False)
     assert "compile: failed" in capsys.readouterr().err
