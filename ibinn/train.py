@@ -239,7 +239,7 @@ class _Run:
                 self.timer = StepTimer.of_run(self.total_steps, state["step"])
         elif cfg.budget_minutes is not None:
             step_seconds, spent = self.measure_step_seconds()
-            self.total_steps = self.budget_steps(step_seconds, spent)
+            self.total_steps = self.steps_in_budget(step_seconds, spent)
             self.planned = {"step_seconds": step_seconds, "measure_seconds": spent}
             self.timer = StepTimer.of_run(self.total_steps)
         else:
@@ -248,7 +248,7 @@ class _Run:
         if cfg.ema > 0:
             self.average = WeightAverage(self.model, cfg.ema, self.total_steps)
 
-    def budget_steps(self, step_seconds: float, spent: float) -> int:
+    def steps_in_budget(self, step_seconds: float, spent: float) -> int:
         """The steps of ``step_seconds`` that fit the budget less ``spent`` (:func:`budget_steps`;
         every process takes rank 0's figure)."""
         planned = budget_steps(60 * self.config.budget_minutes - spent, step_seconds,
@@ -256,27 +256,30 @@ class _Run:
                                len(self.test_data))
         return self.dist.broadcast_int(planned, self.device)
 
-    def timed_step(self) -> None:
+    def timed_step(self) -> bool:
         """:meth:`train_step`, on the compute clock while :attr:`timer` times this step; at the
-        timer's last step, :meth:`replan`."""
+        timer's last step, :meth:`replan`. Returns whether the run re-planned."""
         if self.timer is None or not self.timer.times(self.step):
-            return self.train_step()
+            self.train_step()
+            return False
         clock = compute_clock(self.device)
         self.dist.synchronize(self.device)
         started = clock()
         self.train_step()
         self.dist.synchronize(self.device)
         self.timer.seconds += clock() - started
-        if self.step == self.timer.last:
-            self.replan()
+        if self.step != self.timer.last:
+            return False
+        self.replan()
+        return True
 
     def replan(self) -> None:
         """Re-plan a budget run's length from its own steps' speed (:attr:`timer`, a measurement
         of ~190 steps instead of 8) and resize its schedule, weight average and snapshots to it:
         the run then ends when its budget does, whatever the machine did during the first one."""
         step_seconds, self.timer = self.timer.step_seconds, None
-        self.total_steps = max(self.step + 1, self.budget_steps(step_seconds,
-                                                                self.planned.get("measure_seconds", 0.0)))
+        spent = self.planned.get("measure_seconds", 0.0)
+        self.total_steps = max(self.step + 1, self.steps_in_budget(step_seconds, spent))
         self.planned |= {"replanned_step_seconds": step_seconds}
         cfg = self.config
         self.scheduler = resized_schedule(self.optimizer, cfg.schedule, self.total_steps, cfg.warmup,
@@ -469,32 +472,29 @@ def _train_locked(config: TrainConfig, device: torch.device, dist: Distributed,
     if run.step == 0 and run.snapshot_due():
         run.snapshot()  # the untrained model: the first frame
     while run.step < run.total_steps:
-        timed = run.timer is not None
-        run.timed_step()
-        if timed and run.timer is None:
+        if run.timed_step():
             shown.replan(run.planned, run.total_steps, run.steps_per_epoch)
-        total = run.total_steps
         if run.snapshot_due():
             run.snapshot()
         shown.bar.update(1)
-        epoch_end = run.step % run.steps_per_epoch == 0 or run.step == total
+        epoch_end = run.step % run.steps_per_epoch == 0 or run.step == run.total_steps
         if run.step % REPORT_EVERY == 0 or epoch_end:
-            shown.figures(run.report(), {"step": run.step, "total_steps": total,
+            shown.figures(run.report(), {"step": run.step, "total_steps": run.total_steps,
                                          "lr": run.scheduler.get_last_lr()[0],
                                          "epoch": run.step / run.steps_per_epoch,
                                          "elapsed_s": time.perf_counter() - started})
         if epoch_end:
             shown.epoch(run.end_epoch(started))
         run.elapsed = time.perf_counter() - started
-        if run.step % run.config.checkpoint_every == 0 or epoch_end or run.step == total:
+        if run.step % run.config.checkpoint_every == 0 or epoch_end or run.step == run.total_steps:
             run.checkpoint()
-        poll = should_stop is not None and run.step < total and (dist.world == 1
+        poll = should_stop is not None and run.step < run.total_steps and (dist.world == 1
                                                                   or run.step % REPORT_EVERY == 0)
         if poll and dist.any_true(should_stop(), device):
             run.report()
             run.checkpoint()
             shown.bar.close()
-            progress_so_far = {"steps": run.step, "total_steps": total, "train_seconds": run.elapsed}
-            return TrainResult(run.eval_model().eval(), run.out, run.history, progress_so_far, finished=False)
+            so_far = {"steps": run.step, "total_steps": run.total_steps, "train_seconds": run.elapsed}
+            return TrainResult(run.eval_model().eval(), run.out, run.history, so_far, finished=False)
     shown.bar.close()
     return run.finish()
