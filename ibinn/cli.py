@@ -39,20 +39,25 @@ def _gamma(text: str) -> float:
     return value
 
 
-def _arch(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with a JSON value (``fc_width=128``, ``levels=[2,6,6]``) or a bare word."""
-    key, sep, raw = text.partition("=")
-    if not sep or key not in ModelConfig.ARCHITECTURE:
-        raise argparse.ArgumentTypeError(
-            f"expected KEY=VALUE with KEY one of {', '.join(ModelConfig.ARCHITECTURE)}, got {text!r}")
-    try:
-        return key, json.loads(raw)
-    except json.JSONDecodeError:
-        return key, raw
+def _key_value(keys: tuple[str, ...]) -> Callable[[str], tuple[str, object]]:
+    """A parser of ``KEY=VALUE`` with KEY one of ``keys`` and a JSON value (``fc_width=128``,
+    ``levels=[2,6,6]``, ``sigma=0.01``) or a bare word (``optimizer=sgd``); the config that
+    takes the value checks it."""
+    def parse(text: str) -> tuple[str, object]:
+        key, sep, raw = text.partition("=")
+        if not sep or key not in keys:
+            raise argparse.ArgumentTypeError(
+                f"expected KEY=VALUE with KEY one of {', '.join(keys)}, got {text!r}")
+        try:
+            return key, json.loads(raw)
+        except json.JSONDecodeError:
+            return key, raw
+    return parse
 
 
 def _add_arch(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", type=_arch, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--arch", type=_key_value(ModelConfig.ARCHITECTURE), action="append", default=[],
+                   metavar="KEY=VALUE",
                    help="change one architecture field of the preset (repeatable): "
                         + ", ".join(ModelConfig.ARCHITECTURE))
 
@@ -340,6 +345,9 @@ def _add_zoo(sub) -> None:
     rebuild.add_argument("--epochs", type=float, help="in place of --budget-minutes: this many "
                          "epochs of the default recipe a model, the same compute on any machine")
     _add_arch(rebuild)
+    rebuild.add_argument("--set", type=_key_value(zoo.REBUILD_SETTINGS), action="append", default=[],
+                         metavar="KEY=VALUE", help="change one recipe field of every model "
+                         "(repeatable; e.g. sigma=0.01, optimizer=sgd): " + ", ".join(zoo.REBUILD_SETTINGS))
     rebuild.add_argument("--max-minutes", type=float, help="stop after this many minutes with a "
                          "checkpoint in --work (exit status 3); the same command continues")
     zsub.add_parser("manifest", help="rewrite pretrained/manifest.json from the files")
@@ -373,7 +381,7 @@ def _zoo_rebuild(args) -> int:
         raise ValueError("--max-minutes needs --work, a folder the next call resumes from")
     cards, done = zoo.rebuild(args.dataset, args.root, device=args.device, work=args.work,
                               should_stop=_deadline(args.max_minutes), budget_minutes=args.budget_minutes,
-                              epochs=args.epochs, arch=dict(args.arch))
+                              epochs=args.epochs, arch=dict(args.arch), recipe=dict(args.set))
     for card in cards:
         print(f"rebuilt {card.name}: test error {card.metrics['test']['error']:.2f}%")
     if not done:

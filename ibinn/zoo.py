@@ -36,7 +36,7 @@ from .data import PRETRAINED_DIR, ImageData, dataset_label, load_dataset
 from .evaluate import CONVENTIONS, dataset_note, evaluate, jsonable, markdown_table
 from .loading import WEIGHTS_FILE, load_path
 from .model import ImageClassifier
-from .train import CONFIG_FILE, METRICS_FILE, TrainConfig, train
+from .train import CONFIG_FILE, METRICS_FILE, RECIPE, TrainConfig, train
 
 MANIFEST = "manifest.json"
 CARD = "card.json"
@@ -349,10 +349,15 @@ def reevaluate(family: str | None = None, root_data: str | Path | None = None,
 DONE_MARK = "rebuilt"
 
 
+#: The recipe fields a rebuild may change (``--set``): all but the length, which has flags of its own.
+REBUILD_SETTINGS = tuple(name for name in RECIPE if name not in ("budget_minutes", "epochs"))
+
+
 def rebuild(family: str | None = None, root_data: str | None = None, root: Path = PRETRAINED_DIR,
             device: str | None = None, progress: bool = True, work: str | Path | None = None,
             should_stop: Callable[[], bool] | None = None, budget_minutes: float | None = None,
-            epochs: float | None = None, arch: dict | None = None) -> tuple[list[ModelCard], bool]:
+            epochs: float | None = None, arch: dict | None = None,
+            recipe: dict | None = None) -> tuple[list[ModelCard], bool]:
     """Retrain and re-evaluate every zoo model (of ``family``) from its card's training config.
 
     ``root_data`` and ``device``, when given, replace the data folder and device the card
@@ -361,7 +366,10 @@ def rebuild(family: str | None = None, root_data: str | None = None, root: Path 
     network, loss and seed), sized to that many minutes of compute, and its card gets the command
     that makes it; with ``epochs`` in its place, each model takes that many epochs (the same
     compute on any machine: a budget in minutes buys half the steps on a CPU half as fast).
-    ``arch`` changes the network of every model (``ModelConfig`` fields, as ``--arch``). With
+    ``arch`` changes the network of every model (``ModelConfig`` fields, as ``--arch``) and
+    ``recipe`` its recipe (:data:`~ibinn.train_config.RECIPE` fields but the length, as ``--set``:
+    ``{"sigma": 0.01}`` retrains a family at the official code's noise; a new optimizer without
+    a rate takes its default rate). With
     ``work``, each model trains in ``work/<name>`` and a later call resumes where this one stopped:
     ``should_stop`` (polled every step) ends the call with a checkpoint, so a zoo rebuilds in
     segments of bounded time. A model whose folder another process holds is left to that process,
@@ -374,23 +382,50 @@ def rebuild(family: str | None = None, root_data: str | None = None, root: Path 
     """
     if budget_minutes is not None and epochs is not None:
         raise ValueError("a rebuild takes a budget in minutes or in epochs, not both")
+    unknown = set(recipe or {}) - set(REBUILD_SETTINGS)
+    if unknown:
+        raise ValueError(f"a rebuild's recipe may set {', '.join(REBUILD_SETTINGS)}; "
+                         f"not {', '.join(sorted(map(str, unknown)))}")
     cards = [card for card in list_models(root) if not family or card.family == family]
     for card in cards:
         if not card.train_config:
             raise CheckpointError(f"{card.name}: its card holds no train_config to rebuild from")
     with contextlib.ExitStack() as stack:
         base = Path(work) if work is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        plans = _rebuild_plans(cards, base, root_data, device, budget_minutes, epochs, arch or {})
+        plans = _rebuild_plans(cards, base, root_data, device, budget_minutes, epochs, arch or {},
+                               recipe or {})
         if not _train_plans(plans, base, progress, should_stop):
             return [], False
-        changed = budget_minutes is not None or epochs is not None or bool(arch)
+        flags = rebuild_flags(budget_minutes, epochs, arch or {}, recipe or {})
         with run_folder_lock(base / "package"):  # one process packages the family
-            return _package_plans(plans, base, root_data, root, changed), True
+            return _package_plans(plans, base, root_data, root, flags), True
+
+
+def rebuild_flags(budget_minutes: float | None = None, epochs: float | None = None,
+                  arch: dict | None = None, recipe: dict | None = None) -> str:
+    """The ``ibinn zoo rebuild`` flags that change what the cards' configs train ("" for none).
+
+    Example:
+        >>> rebuild_flags(budget_minutes=45, arch={"fc_width": 128}, recipe={"sigma": 0.01})
+        '--budget-minutes 45 --arch fc_width=128 --set sigma=0.01'
+    """
+    words = [f"--budget-minutes {budget_minutes:g}"] if budget_minutes is not None else []
+    words += [f"--epochs {epochs:g}"] if epochs is not None else []
+    for flag, changes in (("--arch", arch or {}), ("--set", recipe or {})):
+        words += [f"{flag} {key}={_flag_value(value)}" for key, value in changes.items()]
+    return " ".join(words)
+
+
+def _flag_value(value) -> str:
+    """A setting's value as ``--arch`` / ``--set`` read it: a bare word for a text, else JSON."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def _rebuild_plans(cards: list[ModelCard], base: Path, root_data: str | None, device: str | None,
-                   budget_minutes: float | None, epochs: float | None,
-                   arch: dict) -> list[tuple[ModelCard, TrainConfig]]:
+                   budget_minutes: float | None, epochs: float | None, arch: dict,
+                   recipe: dict) -> list[tuple[ModelCard, TrainConfig]]:
     """Each card with the training config that rebuilds it in ``base/<name>/run``."""
     replace = {k: v for k, v in (("root", root_data), ("device", device)) if v is not None}
     plans = []
@@ -402,6 +437,9 @@ def _rebuild_plans(cards: list[ModelCard], base: Path, root_data: str | None, de
             config = config.with_recipe(budget_minutes=None, epochs=epochs)
         if arch:
             config = dataclasses.replace(config, model_overrides=config.model_overrides | arch)
+        if recipe:
+            rate = {"lr": None} if "optimizer" in recipe else {}  # the new optimizer's own rate
+            config = dataclasses.replace(config, **rate | recipe)
         plans.append((card, dataclasses.replace(config, out=str(base / card.name / "run"), **replace)))
     return plans
 
@@ -422,37 +460,36 @@ def _train_plans(plans: list[tuple[ModelCard, TrainConfig]], base: Path, progres
 
 
 def _package_plans(plans: list[tuple[ModelCard, TrainConfig]], base: Path, root_data: str | None,
-                   root: Path, changed: bool) -> list[ModelCard]:
+                   root: Path, flags: str) -> list[ModelCard]:
     """Add every trained model not yet packaged to the zoo (see :func:`add`); their new cards,
-    with the command and notes of the run that made them when the rebuild ``changed`` it."""
+    with the command and notes of the run that made them when the rebuild's ``flags`` changed it."""
     rebuilt = []
     for card, config in plans:
         if (base / card.name / DONE_MARK).exists():
             continue
         command, notes = card.command, card.notes
-        if changed:
+        if flags:
             command = dataclasses.replace(config, out=f"runs/{card.name}").command()
-            notes = _recipe_notes(config)
+            notes = _recipe_notes(config, flags)
         rebuilt.append(add(config.out, card.name, command, root_data=root_data, root=root,
                            notes=notes))
         (base / card.name / DONE_MARK).touch()
     return rebuilt
 
 
-def _recipe_notes(config: TrainConfig) -> str:
-    """A card's note on the recipe a ``rebuild`` with a budget (or a network change) trained it with."""
+def _recipe_notes(config: TrainConfig, flags: str) -> str:
+    """A card's note on the recipe a ``rebuild`` with these ``flags`` trained it with."""
     average = f"an average of the weights (half-life {config.ema:.0%} of the steps)" if config.ema else \
         "no weight average"
     if config.budget_minutes is not None:
-        flag, length = f"--budget-minutes {config.budget_minutes:g}", \
-            "sized to the budget from the measured step speed"
+        length = f"sized to a budget of {config.budget_minutes:g} minutes from the measured step speed"
     else:
-        flag, length = f"--epochs {config.epochs:g}", \
-            f"{config.epochs:g} epochs for every model of the family, the same compute on any machine"
+        length = f"{config.epochs:g} epochs for every model of the family, the same compute on any machine"
     network = ", ".join(f"{key}={json.dumps(value, separators=(',', ':'))}"
                         for key, value in config.model_overrides.items())
-    return (f"Retrained by `ibinn zoo rebuild {flag}`: "
-            f"{config.optimizer}, {config.schedule} schedule after a {config.warmup:.0%} warm-up, "
-            f"{average}, augmentation {config.augment or 'the data set default'}, label smoothing "
-            f"{config.label_smoothing:g}; {length}"
+    return (f"Retrained by `ibinn zoo rebuild {flags}`: "
+            f"{config.optimizer} at lr {config.lr:g}, {config.schedule} schedule after a "
+            f"{config.warmup:.0%} warm-up, {average}, augmentation "
+            f"{config.augment or 'the data set default'}, label smoothing {config.label_smoothing:g}, "
+            f"training noise σ = {config.sigma:g}; {length}"
             + (f"; network changes from the preset: {network}." if network else "."))

@@ -39,6 +39,14 @@ def test_arch_option_names_the_fields_it_knows(tmp_path, capsys):
     assert "KEY one of levels, widths" in capsys.readouterr().err
 
 
+def test_rebuild_set_takes_recipe_fields_only(capsys):
+    """`zoo rebuild --set` changes how a family trains, never which models it makes."""
+    for setting in ("seed=1", "gamma=2", "budget_minutes=5", "sigma"):
+        with pytest.raises(SystemExit):
+            main(["zoo", "rebuild", "--set", setting])
+        assert "KEY one of optimizer, lr" in capsys.readouterr().err
+
+
 TINY = ["train", "--dataset", "demo:fashion-mnist", "--preset", "tiny", "--epochs", "0.1", "--device", "cpu",
         "--quiet"]
 

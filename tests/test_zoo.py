@@ -1,5 +1,6 @@
 """The zoo machinery on a throw-away zoo, and the shipped pretrained models themselves."""
 
+import dataclasses
 import json
 import math
 import shlex
@@ -133,18 +134,39 @@ def test_rebuild_in_epochs_with_a_new_network(tiny_zoo, tmp_path):
     (before,) = zoo.list_models(root)
     with pytest.raises(ValueError, match="not both"):
         zoo.rebuild(root=root, budget_minutes=1, epochs=1)
+    with pytest.raises(ValueError, match="not seed"):  # a recipe change, not the model's
+        zoo.rebuild(root=root, epochs=1, recipe={"seed": 3})
     (card,), done = zoo.rebuild(root=root, device="cpu", progress=False, epochs=1.0,
-                                arch={"subnet": "official"})
+                                arch={"subnet": "official"}, recipe={"sigma": 0.01, "label_smoothing": 0.0})
     assert done
     new = TrainConfig.from_json(card.train_config)
     old = TrainConfig.from_json(before.train_config)
     assert new == old.with_recipe(budget_minutes=None, epochs=1.0, device="cpu", out=new.out,
-                                  model_overrides={"subnet": "official"})
+                                  model_overrides={"subnet": "official"}, sigma=0.01, label_smoothing=0.0)
     assert zoo.load(card.name, device="cpu", root=root).config.subnet == "official"
     assert card.epochs == 1.0 != before.epochs
     assert "--epochs 1 " in card.command and "--arch subnet=" in card.command
-    assert "--budget-minutes" not in card.command
-    assert "rebuild --epochs 1" in card.notes and 'subnet="official"' in card.notes
+    assert "--sigma 0.01" in card.command and "--budget-minutes" not in card.command
+    assert "rebuild --epochs 1 --arch subnet=official --set sigma=0.01 --set label_smoothing=0`" in card.notes
+    assert 'subnet="official"' in card.notes and "σ = 0.01" in card.notes
+
+
+def test_a_rebuild_that_changes_the_recipe_only_names_its_own_flags(tiny_zoo, tmp_path):
+    """A rebuild with `--set` alone trains each card's own config with that field changed (a new
+    optimizer at its own default rate), and the card's note names the rebuild's flags, not a
+    budget flag the rebuild was not given."""
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_zoo, root)
+    (before,) = zoo.list_models(root)
+    (card,), done = zoo.rebuild(root=root, device="cpu", progress=False, recipe={"optimizer": "sgd"})
+    assert done
+    old, new = TrainConfig.from_json(before.train_config), TrainConfig.from_json(card.train_config)
+    assert (new.optimizer, new.lr) == ("sgd", 0.07) and new.epochs == old.epochs
+    assert new == dataclasses.replace(old, optimizer="sgd", lr=0.07, device="cpu", out=new.out)
+    assert "Retrained by `ibinn zoo rebuild --set optimizer=sgd`: sgd at lr 0.07" in card.notes
+    assert "--budget-minutes" not in card.notes and "--epochs" not in card.notes
 
 
 def test_zoo_does_not_import_the_cli():
