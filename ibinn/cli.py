@@ -39,27 +39,21 @@ def _gamma(text: str) -> float:
     return value
 
 
-def _key_value(keys: tuple[str, ...]) -> Callable[[str], tuple[str, object]]:
-    """A parser of ``KEY=VALUE`` with KEY one of ``keys`` and a JSON value (``fc_width=128``,
-    ``levels=[2,6,6]``, ``sigma=0.01``) or a bare word (``optimizer=sgd``); the config that
-    takes the value checks it."""
+def _add_settings(p: argparse.ArgumentParser, flag: str, keys: tuple[str, ...], what: str) -> None:
+    """A repeatable ``flag KEY=VALUE`` (``levels=[2,6,6]``, ``optimizer=sgd``: JSON or a word)."""
     def parse(text: str) -> tuple[str, object]:
         key, sep, raw = text.partition("=")
         if not sep or key not in keys:
-            raise argparse.ArgumentTypeError(
-                f"expected KEY=VALUE with KEY one of {', '.join(keys)}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, KEY one of {', '.join(keys)}: {text!r}")
         try:
             return key, json.loads(raw)
         except json.JSONDecodeError:
             return key, raw
-    return parse
+    p.add_argument(flag, type=parse, action="append", default=[], metavar="KEY=VALUE",
+                   help=f"change one {what} (repeatable): " + ", ".join(keys))
 
 
-def _add_arch(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", type=_key_value(ModelConfig.ARCHITECTURE), action="append", default=[],
-                   metavar="KEY=VALUE",
-                   help="change one architecture field of the preset (repeatable): "
-                        + ", ".join(ModelConfig.ARCHITECTURE))
+ARCH_FLAG = ("--arch", ModelConfig.ARCHITECTURE, "architecture field of the preset")  #: for _add_settings
 
 
 def _add_train(sub) -> None:
@@ -82,7 +76,7 @@ def _add_train(sub) -> None:
     p.add_argument("--gamma", type=_gamma, default=d.gamma,
                    help="IB trade-off γ, 0..inf (the VIB: its β = 1/(γ·dim X))")
     p.add_argument("--preset", choices=list(PRESETS), default=d.preset)
-    _add_arch(p)
+    _add_settings(p, *ARCH_FLAG)
     _add_recipe_options(p, d)
     _add_run_options(p, d)
 
@@ -281,7 +275,7 @@ def _add_sweep(sub) -> None:
     p.add_argument("--modes", default="class-nll",
                    help="extra loss modes, comma-separated (class-nll, class-nll-reg), or ''")
     p.add_argument("--preset", choices=list(PRESETS), default=d.preset)
-    _add_arch(p)
+    _add_settings(p, *ARCH_FLAG)
     p.add_argument("--val-size", type=int, default=d.val_size,
                    help="training images held out for validation, the figures every choice is made "
                         "on (the test set is read once, at the end; default %(default)s)")
@@ -344,10 +338,8 @@ def _add_zoo(sub) -> None:
                          "each model sized to this many minutes (default: the cards' own configs)")
     rebuild.add_argument("--epochs", type=float, help="in place of --budget-minutes: this many "
                          "epochs of the default recipe a model, the same compute on any machine")
-    _add_arch(rebuild)
-    rebuild.add_argument("--set", type=_key_value(zoo.REBUILD_SETTINGS), action="append", default=[],
-                         metavar="KEY=VALUE", help="change one recipe field of every model "
-                         "(repeatable; e.g. sigma=0.01, optimizer=sgd): " + ", ".join(zoo.REBUILD_SETTINGS))
+    _add_settings(rebuild, *ARCH_FLAG)
+    _add_settings(rebuild, "--set", zoo.REBUILD_SETTINGS, "recipe field of every model, e.g. sigma=0.01")
     rebuild.add_argument("--max-minutes", type=float, help="stop after this many minutes with a "
                          "checkpoint in --work (exit status 3); the same command continues")
     zsub.add_parser("manifest", help="rewrite pretrained/manifest.json from the files")
