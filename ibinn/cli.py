@@ -342,9 +342,9 @@ def _add_zoo(sub) -> None:
     _add_settings(rebuild, "--set", zoo.REBUILD_SETTINGS, "recipe field of every model, e.g. sigma=0.01")
     rebuild.add_argument("--max-minutes", type=float, help="stop after this many minutes with a "
                          "checkpoint in --work (exit status 3); the same command continues")
+    rebuild.add_argument("--train-only", action="store_true", help="train into --work, do not package")
     zsub.add_parser("manifest", help="rewrite pretrained/manifest.json from the files")
-    derive = zsub.add_parser("derive", help="recompute the arrays shipped beside each model "
-                                            "(projections, detector scores) from its weights")
+    derive = zsub.add_parser("derive", help="recompute the arrays shipped beside each model from its weights")
     derive.add_argument("--dataset", help="only this family (fashion-mnist, cifar10)")
     reevaluate = zsub.add_parser("evaluate", help="re-evaluate every card from its stored weights "
                                                   "(full test set and demo set), no training")
@@ -369,19 +369,20 @@ def _zoo_add(args) -> int:
 
 
 def _zoo_rebuild(args) -> int:
-    if args.max_minutes is not None and not args.work:
-        raise ValueError("--max-minutes needs --work, a folder the next call resumes from")
+    if (args.max_minutes is not None or args.train_only) and not args.work:
+        raise ValueError("--max-minutes and --train-only need --work, a folder the next call resumes from")
     cards, done = zoo.rebuild(args.dataset, args.root, device=args.device, work=args.work,
                               should_stop=_deadline(args.max_minutes), budget_minutes=args.budget_minutes,
-                              epochs=args.epochs, arch=dict(args.arch), recipe=dict(args.set))
+                              epochs=args.epochs, arch=dict(args.arch), recipe=dict(args.set),
+                              package=not args.train_only)
     for card in cards:
         print(f"rebuilt {card.name}: test error {card.metrics['test']['error']:.2f}%")
     if not done:
-        print(f"not complete: stopped (--max-minutes) with a checkpoint in {args.work}, or a model "
-              f"is still training in another process; run the same command to continue (the zoo "
-              f"changes once every model has trained)")
+        print(f"not complete: stopped by --max-minutes with a checkpoint in {args.work}, or a model trains "
+              f"in another process; the same command continues (the zoo changes once all have trained)")
         return 3
-    print(f"rebuilt {len(cards)} models in this call; the zoo is complete")
+    print(f"every model has trained in {args.work}; the same command without --train-only packages "
+          f"them" if args.train_only else f"rebuilt {len(cards)} models in this call; the zoo is complete")
     return 0
 
 
@@ -392,8 +393,7 @@ def _zoo_manifest(args) -> int:
 
 def _zoo_evaluate(args) -> int:
     def report(card) -> None:
-        t = card.metrics["test"]
-        print(f"re-evaluated {card.name}: test error {t['error']:.2f}%, OoD AUC geo-mean "
+        print(f"re-evaluated {card.name}: test error {card.metrics['test']['error']:.2f}%, OoD AUC geo-mean "
               f"{card.metrics['ood_average']['auc_typicality'] or float('nan'):.2f}", flush=True)
 
     zoo.reevaluate(args.dataset, args.root, everything=args.everything, on_card=report)

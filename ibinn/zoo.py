@@ -357,7 +357,7 @@ def rebuild(family: str | None = None, root_data: str | None = None, root: Path 
             device: str | None = None, progress: bool = True, work: str | Path | None = None,
             should_stop: Callable[[], bool] | None = None, budget_minutes: float | None = None,
             epochs: float | None = None, arch: dict | None = None,
-            recipe: dict | None = None) -> tuple[list[ModelCard], bool]:
+            recipe: dict | None = None, package: bool = True) -> tuple[list[ModelCard], bool]:
     """Retrain and re-evaluate every zoo model (of ``family``) from its card's training config.
 
     ``root_data`` and ``device``, when given, replace the data folder and device the card
@@ -377,11 +377,15 @@ def rebuild(family: str | None = None, root_data: str | None = None, root: Path 
 
     The zoo changes only once every model has trained: the old models stay until the new family
     is complete, and the call that finds it complete packages it (cards, derived arrays, manifest).
+    ``package=False`` stops there: a GPU machine trains into ``work``; a later call packages.
 
-    Returns the cards rebuilt by this call and whether the whole zoo (of ``family``) is done.
+    Returns the cards rebuilt by this call and whether the whole zoo (of ``family``) is done
+    (with ``package=False``: trained).
     """
     if budget_minutes is not None and epochs is not None:
         raise ValueError("a rebuild takes a budget in minutes or in epochs, not both")
+    if not package and work is None:
+        raise ValueError("a rebuild that does not package needs a work folder to leave the runs in")
     unknown = set(recipe or {}) - set(REBUILD_SETTINGS)
     if unknown:
         raise ValueError(f"a rebuild's recipe may set {', '.join(REBUILD_SETTINGS)}; "
@@ -394,8 +398,9 @@ def rebuild(family: str | None = None, root_data: str | None = None, root: Path 
         base = Path(work) if work is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         plans = _rebuild_plans(cards, base, root_data, device, budget_minutes, epochs, arch or {},
                                recipe or {})
-        if not _train_plans(plans, base, progress, should_stop):
-            return [], False
+        trained = _train_plans(plans, base, progress, should_stop)
+        if not trained or not package:
+            return [], trained
         flags = rebuild_flags(budget_minutes, epochs, arch or {}, recipe or {})
         with run_folder_lock(base / "package"):  # one process packages the family
             return _package_plans(plans, base, root_data, root, flags), True

@@ -95,6 +95,33 @@ def test_rebuild_runs_in_segments_that_resume(tiny_zoo, tmp_path):
     assert zoo.rebuild(root=root, device="cpu", progress=False, work=work) == ([], True)  # all done
 
 
+def test_a_rebuild_that_only_trains_leaves_the_packaging_to_a_later_call(tiny_zoo, tmp_path):
+    """`zoo rebuild --train-only` (a GPU machine without what packaging needs) trains into the work
+    folder and leaves the zoo as it is; the same call without it packages those runs, untrained."""
+    import shutil
+
+    root, work = tmp_path / "copy", tmp_path / "work"
+    shutil.copytree(tiny_zoo, root)
+    (before,) = zoo.list_models(root)
+    assert zoo.rebuild(root=root, device="cpu", progress=False, work=work, epochs=0.2,
+                       package=False) == ([], True)
+    assert zoo.list_models(root)[0].metrics == before.metrics  # the zoo is untouched
+    run = work / before.name / "run"
+    trained = json.loads((run / "metrics.json").read_text())
+    weights = (run / "model.safetensors").stat().st_mtime_ns
+    (card,), done = zoo.rebuild(root=root, device="cpu", progress=False, work=work, epochs=0.2)
+    assert done and card.train_seconds == trained["train_seconds"] and card.epochs == trained["epochs"]
+    assert (run / "model.safetensors").stat().st_mtime_ns == weights  # packaged, not trained again
+    assert "rebuild --epochs 0.2`" in card.notes
+    with pytest.raises(ValueError, match="work folder"):
+        zoo.rebuild(root=root, package=False)
+
+
+def test_rebuild_train_only_needs_a_work_folder(capsys):
+    assert main(["zoo", "rebuild", "--train-only"]) != 0
+    assert "--train-only need --work" in capsys.readouterr().err
+
+
 def test_rebuild_with_a_budget_retrains_under_the_new_recipe_and_waits_for_the_family(
         tiny_zoo, tmp_path, monkeypatch):
     """`zoo rebuild --budget-minutes` keeps each model's data, network and loss, takes this
