@@ -7,9 +7,10 @@ validation error and bits/dim each reached (the held-out split of the training s
 plays no part in the choice), with the steps, epochs and seconds it took.
 
 The recipes (:data:`RECIPES`): ``old``, the zoo's of 2026-11 (Adam at lr 1e-3, 5 % warm-up and
-cosine decay, no weight average, fp32, eager); ``new``, this version's defaults (Adam at lr 2e-3,
-5 % warm-up and linear decay to zero, an average of the weights with a half-life of 5 % of the
-run, bf16 where the device computes it natively, ``--compile auto``). Both use the data set's
+cosine decay, no weight average, fp32, eager, training noise σ = 1e-3); ``new``, this version's
+defaults (Adam at lr 2e-3, 5 % warm-up and linear decay to zero, an average of the weights with a
+half-life of 5 % of the run, bf16 where the device computes it natively, ``--compile auto``,
+σ = 0.01). Both use the data set's
 default augmentation (flips and crops for RGB data) unless ``--set`` says otherwise.
 
 CIFAR-10 (JPEG) caveat: the JPEG copy's bits/dim are NOT comparable with published CIFAR-10
@@ -39,7 +40,7 @@ from pathlib import Path
 #: ``ibinn train`` flags of each recipe (on top of the shared ones).
 RECIPES: dict[str, list[str]] = {
     "old": ["--lr", "0.001", "--schedule", "cosine", "--warmup", "0.05", "--ema", "0", "--no-amp",
-            "--compile", "off"],
+            "--compile", "off", "--sigma", "0.001"],
     "new": [],  # this version's defaults
 }
 

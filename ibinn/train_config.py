@@ -83,7 +83,12 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 8.0
     label_smoothing: float = 0.05
-    sigma: float = 1e-3
+    # Training noise std, in [0, 1] pixel units. 0.01 is the official code's (``default.ini``; its
+    # CIFAR-10 γ sweep of Fig. 6 kept it), though the paper's text says 1e-3. On CIFAR-10 (JPEG),
+    # γ = 1, 6,072 steps each, it lowered the test error from 26.73 to 24.39 %, turned the
+    # RGB-rotation entropy increase positive (+0.11 against −0.24 nats) and gave Table 1's
+    # Gaussian-noise AUC (76.9 %; the paper's 77.19 %), which σ = 1e-3 overshoots (99.8 %).
+    sigma: float = 0.01
     augment: str | None = None  # one of data.AUGMENTATIONS; default: see AUGMENTED
     learn_class_weights: bool = False
     val_size: int = 1000

@@ -31,8 +31,8 @@ def train_config(recipe, argv: list[str], name: str):
 def test_old_and_new_recipes_differ_in_what_the_docstring_says(recipe):
     old = train_config(recipe, ["--dataset", "demo:fashion-mnist"], "old")
     new = train_config(recipe, ["--dataset", "demo:fashion-mnist"], "new")
-    assert (old.schedule, old.ema, old.amp, old.compile) == ("cosine", 0.0, False, "off")
-    assert (new.schedule, new.ema, new.amp) == ("linear", 0.05, True)
+    assert (old.schedule, old.ema, old.amp, old.compile, old.sigma) == ("cosine", 0.0, False, "off", 1e-3)
+    assert (new.schedule, new.ema, new.amp, new.sigma) == ("linear", 0.05, True, 0.01)
     assert old.budget_minutes == new.budget_minutes == 5.0
 
 
