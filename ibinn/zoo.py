@@ -379,8 +379,7 @@ def rebuild(family: str | None = None, root_data: str | None = None, root: Path 
     is complete, and the call that finds it complete packages it (cards, derived arrays, manifest).
     ``package=False`` stops there: a GPU machine trains into ``work``; a later call packages.
 
-    Returns the cards rebuilt by this call and whether the whole zoo (of ``family``) is done
-    (with ``package=False``: trained).
+    Returns the cards rebuilt by this call and whether the family is done (``package=False``: trained).
     """
     if budget_minutes is not None and epochs is not None:
         raise ValueError("a rebuild takes a budget in minutes or in epochs, not both")

@@ -164,18 +164,18 @@ def test_rebuild_in_epochs_with_a_new_network(tiny_zoo, tmp_path):
     with pytest.raises(ValueError, match="not seed"):  # a recipe change, not the model's
         zoo.rebuild(root=root, epochs=1, recipe={"seed": 3})
     (card,), done = zoo.rebuild(root=root, device="cpu", progress=False, epochs=1.0,
-                                arch={"subnet": "official"}, recipe={"sigma": 0.01, "label_smoothing": 0.0})
+                                arch={"subnet": "official"}, recipe={"sigma": 0.02, "label_smoothing": 0.0})
     assert done
     new = TrainConfig.from_json(card.train_config)
     old = TrainConfig.from_json(before.train_config)
     assert new == old.with_recipe(budget_minutes=None, epochs=1.0, device="cpu", out=new.out,
-                                  model_overrides={"subnet": "official"}, sigma=0.01, label_smoothing=0.0)
+                                  model_overrides={"subnet": "official"}, sigma=0.02, label_smoothing=0.0)
     assert zoo.load(card.name, device="cpu", root=root).config.subnet == "official"
     assert card.epochs == 1.0 != before.epochs
     assert "--epochs 1 " in card.command and "--arch subnet=" in card.command
-    assert "--sigma 0.01" in card.command and "--budget-minutes" not in card.command
-    assert "rebuild --epochs 1 --arch subnet=official --set sigma=0.01 --set label_smoothing=0`" in card.notes
-    assert 'subnet="official"' in card.notes and "σ = 0.01" in card.notes
+    assert "--sigma 0.02" in card.command and "--budget-minutes" not in card.command
+    assert "rebuild --epochs 1 --arch subnet=official --set sigma=0.02 --set label_smoothing=0`" in card.notes
+    assert 'subnet="official"' in card.notes and "σ = 0.02" in card.notes
 
 
 def test_a_rebuild_that_changes_the_recipe_only_names_its_own_flags(tiny_zoo, tmp_path):
