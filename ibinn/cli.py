@@ -339,7 +339,7 @@ def _add_zoo(sub) -> None:
     rebuild.add_argument("--epochs", type=float, help="in place of --budget-minutes: this many "
                          "epochs of the default recipe a model, the same compute on any machine")
     _add_settings(rebuild, *ARCH_FLAG)
-    _add_settings(rebuild, "--set", zoo.REBUILD_SETTINGS, "recipe field of every model, e.g. sigma=0.01")
+    _add_settings(rebuild, "--set", zoo.REBUILD_SETTINGS, "recipe field of every model, e.g. sigma=0.001")
     rebuild.add_argument("--max-minutes", type=float, help="stop after this many minutes with a "
                          "checkpoint in --work (exit status 3); the same command continues")
     rebuild.add_argument("--train-only", action="store_true", help="train into --work, do not package")

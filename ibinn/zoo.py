@@ -368,7 +368,7 @@ def rebuild(family: str | None = None, root_data: str | None = None, root: Path 
     compute on any machine: a budget in minutes buys half the steps on a CPU half as fast).
     ``arch`` changes the network of every model (``ModelConfig`` fields, as ``--arch``) and
     ``recipe`` its recipe (:data:`~ibinn.train_config.RECIPE` fields but the length, as ``--set``:
-    ``{"sigma": 0.01}`` retrains a family at the official code's noise; a new optimizer without
+    ``{"sigma": 0.001}`` retrains a family at the paper text's noise; a new optimizer without
     a rate takes its default rate). With
     ``work``, each model trains in ``work/<name>`` and a later call resumes where this one stopped:
     ``should_stop`` (polled every step) ends the call with a checkpoint, so a zoo rebuilds in
