@@ -165,8 +165,8 @@ class TrainConfig:
             flag = "--" + f.name.replace("_", "-")
             if f.name == "model_overrides":
                 words += [f"--arch {key}={json.dumps(v, separators=(',', ':'))}" for key, v in value.items()]
-            elif isinstance(value, bool):
-                words.append(flag)
+            elif isinstance(value, bool):  # --amp / --no-amp (argparse.BooleanOptionalAction)
+                words.append(flag if value else "--no-" + flag[2:])
             else:
                 words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
         return " ".join(words + ["--out", self.out])

@@ -1,5 +1,6 @@
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -173,6 +174,27 @@ def test_a_config_holds_its_learning_rate_and_old_saved_configs_keep_theirs(tmp_
             TrainConfig.from_json(_config(tmp_path).to_json() | {"optimizer": damaged, "lr": None})
     assert "--lr" not in TrainConfig(optimizer="sgd").command()
     assert "--lr 0.001" in TrainConfig(lr=1e-3).command()
+
+
+@settings(max_examples=60, deadline=None)
+@given(optimizer=st.sampled_from(["adam", "sgd"]), schedule=st.sampled_from(SCHEDULES),
+       amp=st.booleans(), learn=st.booleans(), gamma=st.sampled_from([0.0, 0.1, 1.0, float("inf")]),
+       augment=st.sampled_from([None, "none", "flip", "flip-crop"]),
+       budget=st.sampled_from([None, 0.5, 45.0]), sigma=st.sampled_from([0.0, 1e-3, 0.01, 0.0125]),
+       lr=st.sampled_from([None, 1e-3, 0.07]), ema=st.sampled_from([0.0, 0.05, 0.2]),
+       overrides=st.sampled_from([{}, {"fc_width": 128}, {"widths": [8, 16]}]))
+def test_a_configs_command_makes_that_config(optimizer, schedule, amp, learn, gamma, augment, budget,
+                                            sigma, lr, ema, overrides):
+    """``command()`` is how a card says what made it: parsed by ``ibinn train``, it must give the
+    same config back, boolean flags off their default included (``--no-amp``)."""
+    from ibinn import cli  # the parser the command is written for
+
+    config = TrainConfig(optimizer=optimizer, schedule=schedule, amp=amp, learn_class_weights=learn,
+                         gamma=gamma, augment=augment, budget_minutes=budget, sigma=sigma, lr=lr,
+                         ema=ema, model_overrides=overrides, out="runs/x")
+    argv = shlex.split(config.command())
+    assert argv[:2] == ["ibinn", "train"]
+    assert cli._train_config(cli._parser().parse_args(argv[1:])) == config
 
 
 def test_configs_saved_with_boolean_augment_still_load(tmp_path):
