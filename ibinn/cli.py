@@ -105,8 +105,8 @@ def _add_recipe_options(p: argparse.ArgumentParser, d: T.TrainConfig) -> None:
                    help="training images held out for validation, the figures every choice is made "
                         "on (the test set is read once, at the end; default %(default)s)")
     p.add_argument("--augment", choices=AUGMENTATIONS,
-                   help="random flips (and crops) of training images "
-                        "(default: flip-crop for RGB data, none for grey)")
+                   help="random flips (and crops of the reflect-padded image, or shifts over black) "
+                        "of training images (default: flip-crop for RGB data, none for grey)")
     p.add_argument("--learn-class-weights", action="store_true",
                    help="learn the class weights Φ from the L_X gradient (appendix B)")
     p.add_argument("--seed", type=int, default=d.seed)

@@ -427,7 +427,7 @@ def smooth_labels(labels: torch.Tensor, n_classes: int, smoothing: float) -> tor
 
 #: Training-time augmentations: ``flip`` mirrors half the images left-right, ``flip-crop`` also
 #: shifts each by up to ``max(2, width // 8)`` pixels (reflect-padded random crop).
-AUGMENTATIONS = ("none", "flip", "flip-crop")
+AUGMENTATIONS = ("none", "flip", "flip-crop", "flip-shift")
 
 
 def check_augmentation(kind: str) -> None:
@@ -436,23 +436,30 @@ def check_augmentation(kind: str) -> None:
 
 
 def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
-    """One of :data:`AUGMENTATIONS` on a batch ``(N, C, H, W)``, drawn per image."""
+    """One of :data:`AUGMENTATIONS` on a batch ``(N, C, H, W)`` in [0, 1], drawn per image:
+    ``flip-crop`` crops the reflect-padded image (CIFAR's usual), ``flip-shift`` the black-padded
+    one, which moves an object over a black background (Fashion-MNIST) instead of mirroring the
+    parts of it that touch the border."""
     check_augmentation(kind)
     if kind == "none":
         return x
-    return random_flip_crop(x, max(2, x.shape[-1] // 8) if kind == "flip-crop" else 0, generator)
+    pad = 0 if kind == "flip" else max(2, x.shape[-1] // 8)
+    return random_flip_crop(x, pad, generator, fill=0.0 if kind == "flip-shift" else None)
 
 
-def random_flip_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+def random_flip_crop(x: torch.Tensor, pad: int, generator: torch.Generator,
+                     fill: float | None = None) -> torch.Tensor:
     """Standard CIFAR augmentation on a batch: random horizontal flip, then (``pad`` > 0) a random
-    crop of the reflect-padded image. torchvision's transforms draw once per call, not per image."""
+    crop of the padded image: reflect-padded, or padded with the value ``fill``. torchvision's
+    transforms draw once per call, not per image."""
     n, _, h, w = x.shape
     device = x.device  # every draw on the batch's own device: no copies, no synchronisation
     flip = torch.rand(n, generator=generator, device=device) < 0.5
     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
     if pad == 0:
         return x
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect") if fill is None else \
+        torch.nn.functional.pad(x, (pad, pad, pad, pad), value=fill)
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
     rows = dy.view(-1, 1) + torch.arange(h, device=device)

@@ -82,6 +82,17 @@ def test_augmentations(demo_fm):
     assert (mirrored | kept).all() and 10 < int(mirrored.sum()) < 54  # about half, nothing else
     cropped = D.augment(x, "flip-crop", torch.Generator().manual_seed(0))
     assert cropped.shape == x.shape and not (cropped == x).flatten(1).all(1).all()
+    # flip-shift moves the image over black: a white image keeps a white rectangle of
+    # (28 - |dy|) x (28 - |dx|) pixels, |dy|, |dx| <= 3, and nothing but 0 and 1
+    shifted = D.augment(torch.ones(64, 1, 28, 28), "flip-shift", torch.Generator().manual_seed(0))
+    white = shifted.sum((1, 2, 3)).long().tolist()
+    rectangles = {(28 - dy) * (28 - dx) for dy in range(4) for dx in range(4)}
+    assert set(shifted.unique().tolist()) == {0.0, 1.0} and set(white) <= rectangles
+    assert len(set(white)) > 4  # shifts of several sizes
+    # the same draws as flip-crop: the two differ only within 3 pixels of the border (the padding)
+    same_draws = D.augment(x, "flip-shift", torch.Generator().manual_seed(0))
+    assert torch.equal(same_draws[..., 3:-3, 3:-3], cropped[..., 3:-3, 3:-3])
+    assert not torch.equal(same_draws, cropped)
     with pytest.raises(ValueError, match="unknown augmentation 'rotate'"):
         D.augment(x, "rotate", torch.Generator())
 
