@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import ibinn
 from ibinn import explore
 from ibinn.checkpoint import RunFolderBusy, run_folder_lock
+from ibinn.data import AUGMENTATIONS
 from ibinn.device import Distributed
 from ibinn.recipe import StepTimer, resized_schedule
 from ibinn.train import (
@@ -179,7 +180,7 @@ def test_a_config_holds_its_learning_rate_and_old_saved_configs_keep_theirs(tmp_
 @settings(max_examples=60, deadline=None)
 @given(optimizer=st.sampled_from(["adam", "sgd"]), schedule=st.sampled_from(SCHEDULES),
        amp=st.booleans(), learn=st.booleans(), gamma=st.sampled_from([0.0, 0.1, 1.0, float("inf")]),
-       augment=st.sampled_from([None, "none", "flip", "flip-crop"]),
+       augment=st.sampled_from([None, *AUGMENTATIONS]),
        budget=st.sampled_from([None, 0.5, 45.0]), sigma=st.sampled_from([0.0, 1e-3, 0.01, 0.0125]),
        lr=st.sampled_from([None, 1e-3, 0.07]), ema=st.sampled_from([0.0, 0.05, 0.2]),
        overrides=st.sampled_from([{}, {"fc_width": 128}, {"widths": [8, 16]}]))
