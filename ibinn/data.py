@@ -426,7 +426,8 @@ def smooth_labels(labels: torch.Tensor, n_classes: int, smoothing: float) -> tor
 
 
 #: Training-time augmentations: ``flip`` mirrors half the images left-right, ``flip-crop`` also
-#: shifts each by up to ``max(2, width // 8)`` pixels (reflect-padded random crop).
+#: shifts each by up to ``max(2, width // 8)`` pixels (reflect-padded random crop), ``flip-shift``
+#: likewise over a black border (zero-padded random crop).
 AUGMENTATIONS = ("none", "flip", "flip-crop", "flip-shift")
 
 
@@ -458,8 +459,8 @@ def random_flip_crop(x: torch.Tensor, pad: int, generator: torch.Generator,
     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
     if pad == 0:
         return x
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect") if fill is None else \
-        torch.nn.functional.pad(x, (pad, pad, pad, pad), value=fill)
+    padded = torch.nn.functional.pad(x, (pad,) * 4, mode="reflect" if fill is None else "constant",
+                                     value=fill)
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
     rows = dy.view(-1, 1) + torch.arange(h, device=device)

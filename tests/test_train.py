@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ibinn
-from ibinn import explore
+from ibinn import cli, explore
 from ibinn.checkpoint import RunFolderBusy, run_folder_lock
 from ibinn.data import AUGMENTATIONS
 from ibinn.device import Distributed
@@ -188,8 +188,6 @@ def test_a_configs_command_makes_that_config(optimizer, schedule, amp, learn, ga
                                             sigma, lr, ema, overrides):
     """``command()`` is how a card says what made it: parsed by ``ibinn train``, it must give the
     same config back, boolean flags off their default included (``--no-amp``)."""
-    from ibinn import cli  # the parser the command is written for
-
     config = TrainConfig(optimizer=optimizer, schedule=schedule, amp=amp, learn_class_weights=learn,
                          gamma=gamma, augment=augment, budget_minutes=budget, sigma=sigma, lr=lr,
                          ema=ema, model_overrides=overrides, out="runs/x")

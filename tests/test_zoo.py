@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import ibinn
-from ibinn import zoo
+from ibinn import cli, zoo
 from ibinn.cli import main
 from ibinn.evaluate import CONVENTIONS, evaluate
 from ibinn.plots import axis_label
 from ibinn.train import TrainConfig, train
+from ibinn.train_config import RUN_ONLY
 
 SHIPPED = zoo.list_models()
 
@@ -238,14 +239,12 @@ def test_a_shipped_cards_command_trains_its_config(card):
     """The command a card shows must make the run it describes under this version's defaults,
     which change (the recipe of 2026-12, σ = 0.01): the Fashion-MNIST cards' commands of 2026-11
     no longer named the learning rate, schedule, average, noise and precision they trained with."""
-    from ibinn import cli
-    from ibinn.train_config import RUN_ONLY
-
     parsed = cli._train_config(cli._parser().parse_args(shlex.split(card.command)[1:]))
     saved = TrainConfig.from_json(card.train_config)
     differ = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in RUN_ONLY
               and getattr(parsed, f.name) != getattr(saved, f.name)]
     assert not differ, f"{card.name}: `{card.command}` differs from its train_config in {differ}"
+
 
 def _error_target(card: zoo.ModelCard) -> float:
     """The test error a family's γ = 1 model must not exceed: issue 5's targets, tightened for
