@@ -161,7 +161,7 @@ def main() -> None:
     args = parser.parse_args()
     device = ibinn.resolve_device(args.device)
     peaks = {"fp32": matmul_peak_gflops(device.type)}
-    if device.type == "cuda":
+    if device.type == "cuda" or args.amp:  # on a CPU, --amp is measured against its own bf16 peak
         peaks["bf16"] = matmul_peak_gflops(device.type, "bfloat16")
     peak = peaks["bf16" if args.amp else "fp32"]  # the best seen: measured again at the end
     print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else device}, "
