@@ -248,9 +248,9 @@ def test_a_shipped_cards_command_trains_its_config(card):
 
 def _error_target(card: zoo.ModelCard) -> float:
     """The test error a family's γ = 1 model must not exceed: issue 5's targets, tightened for
-    CIFAR-10 on the CPU to what issue 26's recipe reached (28.3 %), so a worse rebuild fails."""
+    CIFAR-10 on the CPU to what issue 26's recipe reached (23.4 %), so a worse rebuild fails."""
     if card.family == "cifar10":
-        return 30.0 if card.device == "cpu" else 15.0
+        return 25.0 if card.device == "cpu" else 15.0
     return 10.0
 
 
